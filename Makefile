@@ -1,0 +1,117 @@
+# umn — plain GNU make, out-of-tree builds.
+#
+#   make                      library (static + shared), umn.pc, examples in $(O)
+#   make check                the whole test suite (tests/run-all.sh)
+#   make bench                benchmarks, ratios against a baseline from the same run
+#   make demo                 the seed's scenario, as an example program
+#   make install PREFIX=/usr/local DESTDIR=
+#
+# Variables: O (output dir, default build), CC, SAN (asan | tsan | empty),
+# WERROR=1 (warnings are errors), CROSS=1 (library only, no examples/tests).
+
+O       ?= build
+CC      ?= cc
+SAN     ?=
+WERROR  ?=
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+MANDIR  ?= $(PREFIX)/share/man
+DESTDIR ?=
+
+VERSION := 0.1.0
+SOMAJOR := 0
+SONAME  := libumn.so.$(SOMAJOR)
+
+WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+        -Wpointer-arith -Wcast-qual -Wundef -Wvla -Wformat=2 \
+        -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+OPT := -O2 -g
+ifeq ($(SAN),asan)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+endif
+ifeq ($(SAN),tsan)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+endif
+
+CPPFLAGS += -Iinclude -Isrc
+CFLAGS   ?=
+ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(OPT) $(CFLAGS)
+LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
+LDLIBS   += -pthread
+
+LIB_SRC := $(wildcard src/core/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o)
+HEADERS := $(wildcard include/umn/*.h)
+
+TEST_SRC  := $(wildcard tests/core/*.c)
+TEST_BIN  := $(TEST_SRC:%.c=$(O)/%)
+EX_SRC    := $(wildcard examples/*.c)
+EX_BIN    := $(EX_SRC:%.c=$(O)/%)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:%.c=$(O)/%)
+
+.PHONY: all lib tests examples check bench demo install clean
+all: lib $(if $(CROSS),,examples)
+lib: $(O)/libumn.a $(O)/$(SONAME) $(O)/umn.pc
+tests: $(TEST_BIN)
+examples: $(EX_BIN)
+
+$(O)/src/%.o: src/%.c $(HEADERS) $(wildcard src/*/*.h) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(LIB_CFLAGS) -c $< -o $@
+
+$(O)/libumn.a: $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(O)/$(SONAME): $(LIB_OBJ) src/umn.map
+	$(CC) $(LIB_CFLAGS) -shared -Wl,-soname,$(SONAME) \
+		-Wl,--version-script=src/umn.map -Wl,-z,defs \
+		-o $(O)/libumn.so.$(VERSION) $(LIB_OBJ) $(LDLIBS)
+	ln -sf libumn.so.$(VERSION) $@
+	ln -sf $(SONAME) $(O)/libumn.so
+
+$(O)/umn.pc: umn.pc.in Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# Tests link the static library so they can reach internal (hidden) symbols.
+$(O)/tests/%: tests/%.c $(O)/libumn.a tests/core/helpers.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests $(ALL_CFLAGS) $< -o $@ $(O)/libumn.a -lcmocka $(LDLIBS)
+
+$(O)/examples/%: examples/%.c $(O)/libumn.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $< -o $@ $(O)/libumn.a $(LDLIBS)
+
+$(O)/bench/%: bench/%.c $(O)/libumn.a $(wildcard bench/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Ibench $(ALL_CFLAGS) $< -o $@ $(O)/libumn.a $(LDLIBS)
+
+check:
+	tests/run-all.sh
+
+bench: $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+
+demo: $(O)/examples/seed_mirror
+	$(O)/examples/seed_mirror
+
+install: lib
+	install -d $(DESTDIR)$(INCDIR)/umn $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man3
+	install -m 644 $(HEADERS) $(DESTDIR)$(INCDIR)/umn/
+	install -m 644 $(O)/libumn.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(O)/libumn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libumn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libumn.so
+	install -m 644 $(O)/umn.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 644 $(wildcard man/man3/*.3) $(DESTDIR)$(MANDIR)/man3/
+
+clean:
+	rm -rf $(O)
