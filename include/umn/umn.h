@@ -27,6 +27,11 @@ extern "C" {
 #define UMN__ATOMIC(type) _Atomic(type)
 #endif
 
+/* The library is built with hidden visibility; its API is what this says. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define UMN_VERSION_MAJOR 0
 #define UMN_VERSION_MINOR 1
 
@@ -387,6 +392,10 @@ int umn_invalidate(struct umn_mm *mm, uintptr_t start, uintptr_t end,
  *         or between range_start and range_end on it.
  */
 int umn_synchronize(struct umn_mm *mm);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

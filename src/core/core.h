@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core.h — the state of a space and of a subscription, shared by the core's
+ * files.  docs/design.md draws the same picture with the reasoning.
+ *
+ * A space alternates between two states:
+ *
+ *   idle     active == 0, seq even.  The tree may change, under the lock.
+ *            Inserts, puts, removes and updates take effect at once.
+ *   walking  active > 0, seq odd.  One or more walks (range_start ..
+ *            range_end) are in progress on any threads.  The tree does not
+ *            change, so walkers read it without the lock.  Inserts, puts,
+ *            removes and updates are queued on the deferred list, in order,
+ *            and the walk that ends last applies them under the lock, makes
+ *            seq even again, wakes the waiters, drops the lock and then calls
+ *            the ->release() of the subscriptions put.
+ *
+ * Each period of the walking state is named by its odd seq S; every walk of
+ * the period passes S to ->invalidate() as cur_seq.
+ *
+ * Lock order: a space's lock is a leaf.  No library lock is held while a
+ * user callback runs, and nothing else is locked under it, so it nests
+ * inside any user lock, and user locks may nest around any umn call.
+ */
+#ifndef UMN_CORE_CORE_H
+#define UMN_CORE_CORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <umn/umn.h>
+
+#include "core/itree.h"
+#include "sys/atomic.h"
+#include "sys/debug.h"
+
+/*
+ * A subscription's state, in the low 3 bits of umn__mm_state (the rest is
+ * the struct umn_mm pointer).  Written under the space's lock; read
+ * elsewhere only to find the space.
+ *
+ *   IDLE           not inserted; the whole word is 0.
+ *   LIVE           in the tree.
+ *   INSERT         deferred insert: on the deferred list, not in the tree;
+ *                  umn__start/umn__last hold the range to insert.
+ *   UPDATE         in the tree, deferred update to umn__pending_start/last.
+ *   REMOVE         in the tree, deferred remove; a remover waits for it.
+ *   PUT            in the tree, deferred put.
+ *   INSERT_PUT     deferred insert, then put: never enters the tree.
+ *   INSERT_REMOVE  deferred insert, then remove.
+ *
+ * The four middle-to-last states are "pending": the subscription is on the
+ * deferred list, and its umn__seq word is the list link (see below).
+ */
+enum umn__sub_state {
+	SUB_IDLE,
+	SUB_LIVE,
+	SUB_INSERT,
+	SUB_UPDATE,
+	SUB_REMOVE,
+	SUB_PUT,
+	SUB_INSERT_PUT,
+	SUB_INSERT_REMOVE,
+};
+#define SUB_STATE_MASK ((uintptr_t)7)
+
+/*
+ * The umn__seq word of a subscription holds one of two things:
+ *   odd   the sequence of the last period whose walk reached it (or, when
+ *         inserted while idle, the period before): what read_begin returns
+ *         and read_retry compares against.
+ *   even  a pending subscription's link in the deferred list (the next
+ *         subscription, or 0 for the tail).  While pending, its effective
+ *         sequence is the current period's S, which is what the period's
+ *         end stores when it applies the operation.
+ * Sequences are always odd and node addresses always even, so a reader can
+ * tell them apart, and a sequence never equals a link.  This keeps the
+ * deferred state inside the 80 bytes of struct umn_interval.
+ */
+
+/* A ->release() batch in flight, on the stack of the thread running it. */
+struct umn__release_batch {
+	struct umn__release_batch *next;
+	unsigned long ticket;
+};
+
+struct umn_mm {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;        /* broadcast, under lock, when seq leaves
+				       a period or a release batch ends */
+	/*
+	 * Written only under the lock, with release stores; read under the
+	 * lock or, by read_begin's fast path, with acquire loads.
+	 */
+	_Atomic unsigned long seq;
+	unsigned long active;              /* walks in progress; lock */
+	struct umn_interval *root;         /* lock, and only while idle */
+	struct umn_interval *deferred_head, *deferred_tail; /* lock */
+	struct umn__release_batch *batches; /* in flight; lock */
+	unsigned long next_ticket;         /* lock */
+	unsigned waiters;                  /* threads in wait(); lock */
+};
+
+static inline struct umn_mm *umn__sub_mm(const struct umn_interval *sub)
+{
+	/* Relaxed: the space of a subscription is set before the owner
+	 * publishes it and does not change while it is inserted; every
+	 * decision on the state is taken again under the lock. */
+	return (struct umn_mm *)(atomic_load_relaxed(&sub->umn__mm_state) &
+				 ~SUB_STATE_MASK);
+}
+
+static inline enum umn__sub_state umn__sub_state(const struct umn_interval *sub)
+{
+	return (enum umn__sub_state)(atomic_load_relaxed(&sub->umn__mm_state) &
+				     SUB_STATE_MASK);
+}
+
+/* Caller holds @mm's lock (or owns an idle @sub). */
+static inline void umn__sub_set_state(struct umn_interval *sub,
+				      struct umn_mm *mm,
+				      enum umn__sub_state st)
+{
+	atomic_store_relaxed(&sub->umn__mm_state,
+			     st == SUB_IDLE ? 0 : (uintptr_t)mm | st);
+}
+
+static inline bool umn__sub_in_tree(enum umn__sub_state st)
+{
+	return st == SUB_LIVE || st == SUB_UPDATE || st == SUB_REMOVE ||
+	       st == SUB_PUT;
+}
+
+/* mm.c: the lock, waiting, and the calling thread's walks. */
+void umn__mm_lock(struct umn_mm *mm);
+void umn__mm_unlock(struct umn_mm *mm);
+void umn__mm_wait_locked(struct umn_mm *mm);
+void umn__mm_wake_locked(struct umn_mm *mm);
+void umn__mm_wait_period_locked(struct umn_mm *mm);
+void umn__thread_enter(struct umn_range *frame);
+bool umn__thread_leave(struct umn_range *frame);
+bool umn__thread_inside(const struct umn_mm *mm);
+
+/* walk.c: deferral and releases. */
+void umn__defer_locked(struct umn_mm *mm, struct umn_interval *sub,
+		       enum umn__sub_state st);
+void umn__release_begin_locked(struct umn_mm *mm,
+			       struct umn__release_batch *batch);
+void umn__release_run(struct umn_mm *mm, struct umn_interval *list,
+		      struct umn__release_batch *batch);
+
+#endif /* UMN_CORE_CORE_H */
