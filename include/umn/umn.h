@@ -138,8 +138,8 @@ struct umn_interval {
  * the caller calls umn_invalidate() or umn_invalidate_range_start().  Use it
  * for an emulator's guest space, a device's own address space, or a test.
  *
- * Context: any thread; not from inside a callback that runs within malloc.
- *          Allocates the space.
+ * Context: any thread.  Allocates the space with malloc, so not from a
+ *          callback that may run inside the allocator.
  * Return: the space, or NULL with errno set to ENOMEM.
  */
 struct umn_mm *umn_mm_new(void);
@@ -148,9 +148,10 @@ struct umn_mm *umn_mm_new(void);
  * umn_mm_free() - Destroy a space made by umn_mm_new().
  * @mm: the space.
  *
- * Context: any thread, outside the space's callbacks.  Never blocks.
- * Return: 0; -EINVAL if @mm is NULL or the process space; -EBUSY while a
- *         subscription is inserted or being put, or a walk is in progress.
+ * Context: any thread.  Never blocks.
+ * Return: 0; -EINVAL if @mm is NULL; -EBUSY while a subscription is
+ *         inserted or being put, a walk is in progress or a ->release() is
+ *         running (so also from inside the space's own callbacks).
  */
 int umn_mm_free(struct umn_mm *mm);
 
@@ -171,6 +172,7 @@ struct umn_mm *umn_mm_process(void);
  * @start:  first address watched.
  * @length: bytes; non-zero, and @start + @length must not wrap.
  * @ops:    callbacks; ->invalidate is required, ->release is needed for put.
+ *          Must stay valid until @sub is removed or released.
  *
  * With no walk in progress on @mm, @sub is in the tree when this returns.
  * Otherwise the insert is deferred to the end of the walks; invalidations
@@ -180,8 +182,9 @@ struct umn_mm *umn_mm_process(void);
  * Context: any thread, including inside ->invalidate() and ->release() of
  *          any space.  Never blocks, allocates nothing.
  * Return: 0; -EINVAL for a NULL argument, a missing ->invalidate or a zero
- *         @length; -EOVERFLOW if the range wraps; -EBUSY if @sub is already
- *         inserted.
+ *         @length; -EOVERFLOW if @start + @length exceeds UINTPTR_MAX (the
+ *         exclusive end must be representable); -EBUSY if @sub is inserted,
+ *         or put or removed but not yet released or removed.
  */
 int umn_interval_insert(struct umn_interval *sub, struct umn_mm *mm,
 			uintptr_t start, size_t length,
@@ -194,8 +197,11 @@ int umn_interval_insert(struct umn_interval *sub, struct umn_mm *mm,
  * When this returns, no ->invalidate() of @sub is running or can start, and
  * the memory of @sub is the caller's again.  ->release() is not called.
  *
- * Context: any thread, outside the callbacks of @sub's space.  Waits for the
- *          walks in progress on the space, if any, to end.
+ * Context: any thread, outside the callbacks of @sub's space, and not while
+ *          holding a lock that ->invalidate() takes.  Waits for the walks in
+ *          progress on the space, if any, to end.  From a callback of
+ *          another space it may wait; the caller must make sure no cycle of
+ *          such waits can form.
  * Return: 0; -EINVAL if @sub is NULL; -ENOENT if not inserted; -EALREADY if
  *         a put or remove of @sub is already under way; -EDEADLK from inside
  *         a callback of the same space, or between umn_invalidate_range_start()
@@ -213,7 +219,9 @@ int umn_interval_remove(struct umn_interval *sub);
  * receive ->invalidate().
  *
  * Context: any thread, including inside ->invalidate() and ->release() of
- *          any space.  Never blocks, allocates nothing.
+ *          any space.  Never waits for another thread and allocates
+ *          nothing, but may call ->release() before returning: not while
+ *          holding a lock that ->release() takes.
  * Return: 0; -EINVAL if @sub is NULL or its ops lack ->release; -ENOENT if
  *         not inserted (or already released); -EALREADY if a put or remove
  *         of @sub is already under way.
@@ -233,9 +241,9 @@ int umn_interval_put(struct umn_interval *sub);
  *
  * Context: any thread, including inside ->invalidate() and ->release() of
  *          any space.  Never blocks, allocates nothing.
- * Return: 0; -EINVAL if @sub is NULL or @length is zero; -EOVERFLOW if the
- *         range wraps; -ENOENT if not inserted; -EALREADY if a put or remove
- *         of @sub is under way.
+ * Return: 0; -EINVAL if @sub is NULL or @length is zero; -EOVERFLOW if
+ *         @start + @length exceeds UINTPTR_MAX; -ENOENT if not inserted;
+ *         -EALREADY if a put or remove of @sub is under way.
  */
 int umn_interval_update(struct umn_interval *sub, uintptr_t start,
 			size_t length);
@@ -245,10 +253,12 @@ int umn_interval_update(struct umn_interval *sub, uintptr_t start,
  * @sub: an inserted subscription.
  *
  * The range the walks use: inside a callback, the bounds of the walk in
- * progress; a deferred insert or update shows once applied.
+ * progress; a deferred update shows once applied.  For a deferred insert,
+ * the range it will be inserted with.
  *
- * Context: any thread.  Lock-free.
- * Return: the start, or 0 if @sub is not inserted.
+ * Context: any thread.  Lock-free; read concurrently with an update, the
+ *          start and the end may come from different ranges.
+ * Return: the start, or 0 if @sub is not inserted (0 is also a valid start).
  */
 uintptr_t umn_interval_start(const struct umn_interval *sub);
 
@@ -256,8 +266,12 @@ uintptr_t umn_interval_start(const struct umn_interval *sub);
  * umn_interval_end() - One past the last address a subscription watches.
  * @sub: an inserted subscription.
  *
+ * The same range as umn_interval_start(): inside a callback, the bounds of
+ * the walk in progress; a deferred update shows once applied.
+ *
  * Context: any thread.  Lock-free.
- * Return: the exclusive end, or 0 if @sub is not inserted.
+ * Return: the exclusive end (never 0 for an inserted subscription), or 0 if
+ *         @sub is not inserted.
  */
 uintptr_t umn_interval_end(const struct umn_interval *sub);
 
@@ -291,8 +305,9 @@ unsigned long umn_read_begin(struct umn_interval *sub);
  *
  * Call it under the lock that ->invalidate() takes before it calls
  * umn_set_seq(): that lock orders the two.  False means no invalidation
- * reached @sub since umn_read_begin() and none can reach it before the lock
- * is dropped without waiting for it.  Spurious true is allowed.
+ * reached @sub since umn_read_begin(); one that reaches it later must take
+ * the lock you hold before it returns, so it sees what you install.
+ * Spurious true is allowed.
  *
  * Context: any thread, under the owner's lock.  Lock-free.
  * Return: true if the read must be retried.
@@ -319,11 +334,11 @@ bool umn_check_retry(struct umn_interval *sub, unsigned long seq);
  *
  * Call it under the owner's lock, the one umn_read_retry() is called under.
  * Its store is a release: a umn_read_begin() that sees it also sees that an
- * invalidation is in progress.
+ * invalidation is in progress.  On a subscription with a deferred operation
+ * pending it changes nothing: applying the operation records @cur_seq.
  *
  * Context: inside ->invalidate(), under the owner's lock.  Lock-free.
- * Return: nothing.  A subscription with a deferred operation pending keeps
- *         it; the operation's application records the walk's sequence.
+ * Return: nothing.
  */
 void umn_set_seq(struct umn_interval *sub, unsigned long cur_seq);
 
@@ -341,9 +356,10 @@ void umn_set_seq(struct umn_interval *sub, unsigned long cur_seq);
  * Context: any thread; umn_invalidate_range_end() must be called on the same
  *          thread.  Blocks only inside the callbacks.
  * Return: 0, and the caller must call umn_invalidate_range_end(); -EINVAL
- *         for a NULL or empty range or an unknown event; -EAGAIN if a
- *         ->invalidate() returned false: the walk was ended here and the
- *         caller must not call umn_invalidate_range_end().
+ *         if @range or @range->mm is NULL, @range->start >= @range->end,
+ *         or the event or a flag is unknown; -EAGAIN if a ->invalidate()
+ *         returned false: the walk was ended here and the caller must not
+ *         call umn_invalidate_range_end().
  */
 int umn_invalidate_range_start(struct umn_range *range);
 
@@ -372,7 +388,8 @@ void umn_invalidate_range_end(struct umn_range *range);
  *
  * Context: any thread.  Blocks only inside the callbacks.
  * Return: 0; -EINVAL for a NULL space, @start >= @end or an unknown event;
- *         -EAGAIN if an ->invalidate() returned false.
+ *         -EAGAIN if an ->invalidate() returned false anyway (it should not
+ *         on a blockable range; the walk ends there, as for range_start).
  */
 int umn_invalidate(struct umn_mm *mm, uintptr_t start, uintptr_t end,
 		   enum umn_event event);
@@ -387,7 +404,8 @@ int umn_invalidate(struct umn_mm *mm, uintptr_t start, uintptr_t end,
  * callbacks live in.
  *
  * Context: any thread, outside the callbacks of @mm and outside a range
- *          begun on @mm by this thread.  Waits.
+ *          begun on @mm by this thread, and not while holding a lock that
+ *          ->invalidate() or ->release() takes.  Waits.
  * Return: 0; -EINVAL if @mm is NULL; -EDEADLK from inside a callback of @mm
  *         or between range_start and range_end on it.
  */

@@ -180,7 +180,7 @@ static void walk_end(struct umn_mm *mm)
 static bool range_valid(const struct umn_range *r)
 {
 	return r && r->mm && r->start < r->end && r->event >= UMN_EVENT_UNMAP &&
-	       r->event <= UMN_EVENT_REMAP;
+	       r->event <= UMN_EVENT_REMAP && !(r->flags & ~UMN_RANGE_BLOCKABLE);
 }
 
 int umn_invalidate_range_start(struct umn_range *range)
