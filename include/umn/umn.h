@@ -71,9 +71,10 @@ enum umn_event {
  *          through untouched (the kernel uses it to skip self-inflicted
  *          invalidations).
  *
- * The fields after @owner are private: they link the range into the calling
- * thread's list of walks between umn_invalidate_range_start() and
- * umn_invalidate_range_end().
+ * The fields after @owner are private: between umn_invalidate_range_start()
+ * and umn_invalidate_range_end() they link the range into the calling
+ * thread's list of walks.  range_start sets them; give range_end only a
+ * range that range_start returned 0 for, or one zero-initialized.
  */
 struct umn_range {
 	struct umn_mm *mm;
@@ -82,7 +83,9 @@ struct umn_range {
 	unsigned flags;
 	void *owner;
 	/* private */
-	struct umn_range *umn__prev;
+	struct umn_range *umn__prev;  /* the thread's enclosing range */
+	const void *umn__thread;      /* the thread that began it, until ended */
+	unsigned umn__walking;        /* range_start is calling ->invalidate() */
 };
 
 /**
@@ -253,12 +256,12 @@ int umn_interval_update(struct umn_interval *sub, uintptr_t start,
  * @sub: an inserted subscription.
  *
  * The range the walks use: inside a callback, the bounds of the walk in
- * progress; a deferred update shows once applied.  For a deferred insert,
- * the range it will be inserted with.
+ * progress; a deferred insert or update shows once applied.
  *
  * Context: any thread.  Lock-free; read concurrently with an update, the
  *          start and the end may come from different ranges.
- * Return: the start, or 0 if @sub is not inserted (0 is also a valid start).
+ * Return: the start, or 0 if @sub is not inserted or its insert is still
+ *         deferred (0 is also a valid start).
  */
 uintptr_t umn_interval_start(const struct umn_interval *sub);
 
@@ -267,11 +270,11 @@ uintptr_t umn_interval_start(const struct umn_interval *sub);
  * @sub: an inserted subscription.
  *
  * The same range as umn_interval_start(): inside a callback, the bounds of
- * the walk in progress; a deferred update shows once applied.
+ * the walk in progress; a deferred insert or update shows once applied.
  *
  * Context: any thread.  Lock-free.
  * Return: the exclusive end (never 0 for an inserted subscription), or 0 if
- *         @sub is not inserted.
+ *         @sub is not inserted or its insert is still deferred.
  */
 uintptr_t umn_interval_end(const struct umn_interval *sub);
 
@@ -285,7 +288,8 @@ uintptr_t umn_interval_end(const struct umn_interval *sub);
  *
  * Waits while an invalidation that has already reached @sub, or a deferred
  * insert or update of @sub, is in progress.  With none, takes no lock and
- * writes no shared memory.  Its loads are acquire: reads that follow it are
+ * writes no shared memory.  An insert or update of @sub makes reads begun
+ * before it retry.  Its loads are acquire: reads that follow it are
  * not performed before it.
  *
  * Context: any thread, but not while holding a lock that ->invalidate()
@@ -357,7 +361,8 @@ void umn_set_seq(struct umn_interval *sub, unsigned long cur_seq);
  *          thread.  Blocks only inside the callbacks.
  * Return: 0, and the caller must call umn_invalidate_range_end(); -EINVAL
  *         if @range or @range->mm is NULL, @range->start >= @range->end,
- *         or the event or a flag is unknown; -EAGAIN if a ->invalidate()
+ *         or the event or a flag is unknown; -EBUSY if @range is already
+ *         begun on this thread and not ended; -EAGAIN if a ->invalidate()
  *         returned false: the walk was ended here and the caller must not
  *         call umn_invalidate_range_end().
  */
@@ -371,9 +376,14 @@ int umn_invalidate_range_start(struct umn_range *range);
  * inserts, puts, removes and updates in the order they were made, wakes the
  * waiters, and then calls the ->release() of the subscriptions put.
  *
- * Context: the thread that called umn_invalidate_range_start().  Never
- *          blocks outside ->release() callbacks.
- * Return: nothing; a @range that is NULL or not begun is ignored.
+ * Context: the thread that called umn_invalidate_range_start(), outside
+ *          that range's own ->invalidate() callbacks.  Never blocks outside
+ *          ->release() callbacks.  Ending a range on another thread, or from
+ *          inside its own walk, would leave the space walking forever or
+ *          change the tree under the walk: the library reports it on stderr
+ *          and aborts, since there is no way to return an error.
+ * Return: nothing; a @range that is NULL, never begun or already ended is
+ *         ignored.
  */
 void umn_invalidate_range_end(struct umn_range *range);
 

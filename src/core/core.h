@@ -6,7 +6,9 @@
  * A space alternates between two states:
  *
  *   idle     active == 0, seq even.  The tree may change, under the lock.
- *            Inserts, puts, removes and updates take effect at once.
+ *            Inserts, puts, removes and updates take effect at once; an
+ *            insert or update also moves seq on by 2, so that the
+ *            subscription gets a sequence no reader of it holds.
  *   walking  active > 0, seq odd.  One or more walks (range_start ..
  *            range_end) are in progress on any threads.  The tree does not
  *            change, so walkers read it without the lock.  Inserts, puts,
@@ -14,6 +16,10 @@
  *            and the walk that ends last applies them under the lock, makes
  *            seq even again, wakes the waiters, drops the lock and then calls
  *            the ->release() of the subscriptions put.
+ *
+ * (The kernel also has a "partially excluded" state: walks in progress that
+ * found no subscription leave the tree free to change.  SPEC §3 defers every
+ * operation while any walk is active, so umn does not; docs/design.md.)
  *
  * Each period of the walking state is named by its odd seq S; every walk of
  * the period passes S to ->invalidate() as cur_seq.
@@ -37,8 +43,9 @@
 
 /*
  * A subscription's state, in the low 3 bits of umn__mm_state (the rest is
- * the struct umn_mm pointer).  Written under the space's lock; read
- * elsewhere only to find the space.
+ * the struct umn_mm pointer).  Written under the space's lock, except that
+ * a release batch resets it to IDLE, outside the lock, just before calling
+ * ->release(); read elsewhere only to find the space.
  *
  *   IDLE           not inserted; the whole word is 0.
  *   LIVE           in the tree.
@@ -126,6 +133,12 @@ static inline void umn__sub_set_state(struct umn_interval *sub,
 			     st == SUB_IDLE ? 0 : (uintptr_t)mm | st);
 }
 
+/* Walking (active > 0, seq odd): the tree is frozen, operations deferred. */
+static inline bool umn__mm_walking_locked(const struct umn_mm *mm)
+{
+	return mm->active;
+}
+
 static inline bool umn__sub_in_tree(enum umn__sub_state st)
 {
 	return st == SUB_LIVE || st == SUB_UPDATE || st == SUB_REMOVE ||
@@ -140,6 +153,8 @@ void umn__mm_wake_locked(struct umn_mm *mm);
 void umn__mm_wait_period_locked(struct umn_mm *mm);
 void umn__thread_enter(struct umn_range *frame);
 bool umn__thread_leave(struct umn_range *frame);
+bool umn__thread_has(const struct umn_range *frame);
+const void *umn__thread_self(void);
 bool umn__thread_inside(const struct umn_mm *mm);
 
 /* walk.c: deferral and releases. */

@@ -44,6 +44,12 @@ static int sub_lock(struct umn_interval *sub, struct umn_mm **mmp)
 	if (!mm)
 		return -ENOENT;
 	umn__mm_lock(mm);
+	if (umn__sub_mm(sub) != mm) {
+		/* Released and inserted elsewhere since we looked: the caller
+		 * raced its own put, but must not get another space's lock. */
+		umn__mm_unlock(mm);
+		return sub_lock(sub, mmp);
+	}
 	switch (umn__sub_state(sub)) {
 	case SUB_LIVE:
 	case SUB_INSERT:
@@ -57,6 +63,21 @@ static int sub_lock(struct umn_interval *sub, struct umn_mm **mmp)
 		umn__mm_unlock(mm);
 		return -EALREADY;
 	}
+}
+
+/*
+ * @sub just entered the tree, or moved in it, while the space was idle:
+ * give it a sequence no reader of it holds (one no period will use), so that
+ * reads begun on its old range, or in an earlier life, retry.
+ */
+static void sub_fresh_seq_locked(struct umn_mm *mm, struct umn_interval *sub)
+{
+	unsigned long s = atomic_load_relaxed(&mm->seq) + 2; /* lock held */
+
+	/* Both pair with the acquire loads in umn_read_begin(): a reader that
+	 * sees @sub's new sequence sees the space's seq at least as new. */
+	atomic_store_release(&mm->seq, s);
+	atomic_store_release(&sub->umn__seq, s - 1);
 }
 
 int umn_interval_insert(struct umn_interval *sub, struct umn_mm *mm,
@@ -78,16 +99,12 @@ int umn_interval_insert(struct umn_interval *sub, struct umn_mm *mm,
 	}
 	sub->umn__ops = ops;
 	umn__itree_set_bounds(sub, start, last);
-	if (mm->active) {
+	if (umn__mm_walking_locked(mm)) {
 		umn__defer_locked(mm, sub, SUB_INSERT);
 	} else {
-		/* Odd and older than any period to come: read_begin does not
-		 * wait, and the first walk to reach it makes read_retry true.
-		 * Relaxed: @sub is not yet visible to other threads. */
-		atomic_store_relaxed(&sub->umn__seq,
-				     atomic_load_relaxed(&mm->seq) - 1);
 		umn__sub_set_state(sub, mm, SUB_LIVE);
 		umn__itree_insert(&mm->root, sub);
+		sub_fresh_seq_locked(mm, sub);
 	}
 	umn__mm_unlock(mm);
 	return 0;
@@ -115,8 +132,8 @@ int umn_interval_remove(struct umn_interval *sub)
 		return err;
 	enum umn__sub_state st = umn__sub_state(sub);
 
-	if (!mm->active) {
-		UMN_BUG_ON(st != SUB_LIVE);
+	if (!umn__mm_walking_locked(mm)) {
+		UMN_BUG_ON(st != SUB_LIVE); /* pending states need a walk */
 		umn__itree_erase(&mm->root, sub);
 		sub_reset(sub);
 	} else {
@@ -147,7 +164,7 @@ int umn_interval_put(struct umn_interval *sub)
 	}
 	enum umn__sub_state st = umn__sub_state(sub);
 
-	if (mm->active) {
+	if (umn__mm_walking_locked(mm)) {
 		umn__defer_locked(mm, sub,
 				  st == SUB_INSERT ? SUB_INSERT_PUT : SUB_PUT);
 		umn__mm_unlock(mm);
@@ -184,10 +201,11 @@ int umn_interval_update(struct umn_interval *sub, uintptr_t start,
 		umn__itree_set_bounds(sub, start, last);
 		break;
 	case SUB_LIVE:
-		if (!mm->active) {
+		if (!umn__mm_walking_locked(mm)) {
 			umn__itree_erase(&mm->root, sub);
 			umn__itree_set_bounds(sub, start, last);
 			umn__itree_insert(&mm->root, sub);
+			sub_fresh_seq_locked(mm, sub);
 			break;
 		}
 		umn__defer_locked(mm, sub, SUB_UPDATE);
@@ -201,12 +219,18 @@ int umn_interval_update(struct umn_interval *sub, uintptr_t start,
 	return 0;
 }
 
+/* In the tree, so walks use its range (a deferred insert shows once applied). */
+static bool sub_watching(const struct umn_interval *sub)
+{
+	return sub && umn__sub_in_tree(umn__sub_state(sub));
+}
+
 uintptr_t umn_interval_start(const struct umn_interval *sub)
 {
-	return sub && umn__sub_mm(sub) ? umn__itree_start(sub) : 0;
+	return sub_watching(sub) ? umn__itree_start(sub) : 0;
 }
 
 uintptr_t umn_interval_end(const struct umn_interval *sub)
 {
-	return sub && umn__sub_mm(sub) ? umn__itree_last(sub) + 1 : 0;
+	return sub_watching(sub) ? umn__itree_last(sub) + 1 : 0;
 }

@@ -28,7 +28,21 @@ static _Thread_local struct umn_range *thread_frames
 void umn__thread_enter(struct umn_range *frame)
 {
 	frame->umn__prev = thread_frames;
+	frame->umn__thread = &thread_frames; /* unique per live thread */
 	thread_frames = frame;
+}
+
+bool umn__thread_has(const struct umn_range *frame)
+{
+	for (const struct umn_range *f = thread_frames; f; f = f->umn__prev)
+		if (f == frame)
+			return true;
+	return false;
+}
+
+const void *umn__thread_self(void)
+{
+	return &thread_frames;
 }
 
 bool umn__thread_leave(struct umn_range *frame)
@@ -41,6 +55,7 @@ bool umn__thread_leave(struct umn_range *frame)
 	if (!*p)
 		return false;
 	*p = frame->umn__prev;
+	frame->umn__thread = NULL;
 	return true;
 }
 

@@ -86,9 +86,9 @@ static struct umn_interval *defer_apply_locked(struct umn_mm *mm,
 			umn__itree_insert(&mm->root, sub);
 			umn__sub_set_state(sub, mm, SUB_LIVE);
 			/* The period's sequence, which every set_seq of it
-			 * used.  Relaxed: a read_begin that sees it with a
-			 * stale seq of the space only takes the slow path. */
-			atomic_store_relaxed(&sub->umn__seq, s);
+			 * used.  Pairs with the acquire load in read_begin:
+			 * who sees it sees the space's seq already past S. */
+			atomic_store_release(&sub->umn__seq, s);
 		} else if (st == SUB_PUT || st == SUB_INSERT_PUT) {
 			atomic_store_relaxed(&sub->umn__seq, 0);
 			if (put_tail)
@@ -191,6 +191,8 @@ int umn_invalidate_range_start(struct umn_range *range)
 
 	if (!range_valid(range))
 		return -EINVAL;
+	if (umn__thread_has(range))
+		return -EBUSY; /* reusing it would loop the thread's list */
 	mm = range->mm;
 	umn__mm_lock(mm);
 	w.cur_seq = atomic_load_relaxed(&mm->seq);
@@ -203,8 +205,11 @@ int umn_invalidate_range_start(struct umn_range *range)
 	umn__mm_unlock(mm);
 
 	umn__thread_enter(range);
-	if (umn__itree_overlaps(root, range->start, range->end - 1, walk_visit,
-				&w))
+	range->umn__walking = 1;
+	bool done = umn__itree_overlaps(root, range->start, range->end - 1,
+					walk_visit, &w);
+	range->umn__walking = 0;
+	if (done)
 		return 0;
 	/* A callback could not block: end this walk here (the kernel's rule). */
 	umn__thread_leave(range);
@@ -214,9 +219,19 @@ int umn_invalidate_range_start(struct umn_range *range)
 
 void umn_invalidate_range_end(struct umn_range *range)
 {
-	/* Only a range this thread began and has not ended counts. */
-	if (range && umn__thread_leave(range))
-		walk_end(range->mm);
+	if (!range)
+		return;
+	if (!umn__thread_has(range)) {
+		if (range->umn__thread && range->umn__thread != umn__thread_self())
+			UMN_FATAL_MISUSE("umn_invalidate_range_end() on a thread "
+					 "other than the one that began the range");
+		return; /* never begun, or already ended */
+	}
+	if (range->umn__walking)
+		UMN_FATAL_MISUSE("umn_invalidate_range_end() from inside the "
+				 "range's own ->invalidate()");
+	umn__thread_leave(range);
+	walk_end(range->mm);
 }
 
 int umn_invalidate(struct umn_mm *mm, uintptr_t start, uintptr_t end,

@@ -18,4 +18,14 @@
 		}                                                             \
 	} while (0)
 
+/*
+ * Misuse that cannot be reported as an error (a void function) and would
+ * otherwise corrupt a space or hang it for good: say what, then abort.
+ */
+#define UMN_FATAL_MISUSE(msg)                                                 \
+	do {                                                                  \
+		fprintf(stderr, "umn: fatal misuse: %s\n", (msg));            \
+		abort();                                                      \
+	} while (0)
+
 #endif /* UMN_SYS_DEBUG_H */
