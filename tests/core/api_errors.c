@@ -117,6 +117,68 @@ static void test_mm_free_busy_while_walking_or_putting(void **state)
 	assert_int_equal(umn_mm_free(mm), 0);
 }
 
+/* Calls umn_mm_free() and umn_read_begin() from inside its callbacks. */
+struct prober {
+	struct umn_interval sub;
+	struct umn_mm *mm;
+	int free_in_invalidate, free_in_release;
+	bool retry_in_invalidate;
+	int calls, released;
+};
+
+static bool prober_invalidate(struct umn_interval *sub,
+			      const struct umn_range *range,
+			      unsigned long cur_seq)
+{
+	struct prober *p = container_of(sub, struct prober, sub);
+	unsigned long seq;
+
+	p->calls++;
+	umn_set_seq(sub, cur_seq);
+	p->free_in_invalidate = umn_mm_free(p->mm);
+	/* Reached by the walk in progress: would wait, so does not, and
+	 * returns a sequence that always retries. */
+	seq = umn_read_begin(sub);
+	p->retry_in_invalidate = umn_read_retry(sub, seq);
+	return true;
+}
+
+static void prober_release(struct umn_interval *sub)
+{
+	struct prober *p = container_of(sub, struct prober, sub);
+
+	p->released++;
+	p->free_in_release = umn_mm_free(p->mm);
+}
+
+static const struct umn_interval_ops prober_ops = {
+	.invalidate = prober_invalidate,
+	.release = prober_release,
+};
+
+static void test_mm_free_busy_inside_callbacks(void **state)
+{
+	struct umn_mm *mm = umn_mm_new();
+	struct prober p = {0};
+
+	assert_non_null(mm);
+	p.mm = mm;
+	assert_int_equal(umn_interval_insert(&p.sub, mm, 0x1000, 0x1000,
+					     &prober_ops), 0);
+	assert_int_equal(umn_invalidate(mm, 0x1000, 0x2000, UMN_EVENT_UNMAP),
+			 0);
+	assert_int_equal(p.calls, 1);
+	assert_int_equal(p.free_in_invalidate, -EBUSY);
+	assert_true(p.retry_in_invalidate);
+
+	/* release() run by put itself, with no walk: the space is empty by
+	 * then, but a release is running. */
+	assert_int_equal(umn_interval_put(&p.sub), 0);
+	assert_int_equal(p.released, 1);
+	assert_int_equal(p.free_in_release, -EBUSY);
+	assert_int_equal(umn_mm_free(mm), 0);
+}
+
 static void test_mm_process_enosys(void **state)
 {
 	errno = 0;
@@ -388,9 +450,121 @@ static void test_put_twice_in_own_walk_ealready(void **state)
 	assert_int_equal(umn_interval_put(&c.sub), -EALREADY);
 	assert_int_equal(umn_interval_update(&c.sub, 0x4000, 0x1000),
 			 -EALREADY);
+	/* Put but not yet released: not insertable yet. */
+	assert_int_equal(umn_interval_insert(&c.sub, mm, 0x4000, 0x1000,
+					     &counter_ops), -EBUSY);
 	umn_invalidate_range_end(&r);
 	assert_int_equal(atomic_load(&c.released), 1);
 	assert_int_equal(umn_interval_put(&c.sub), -ENOENT);
+	assert_int_equal(umn_mm_free(mm), 0);
+}
+
+struct remover {
+	pthread_t thread;
+	struct umn_interval *sub;
+	int ret;
+	atomic_int done;
+};
+
+static void *remover_main(void *arg)
+{
+	struct remover *r = arg;
+
+	r->ret = umn_interval_remove(r->sub);
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+/* Removed but the remove still waiting for a walk: -EBUSY to insert,
+ * -EALREADY to put, update or remove. */
+static void test_remove_under_way(void **state)
+{
+	struct umn_mm *mm = umn_mm_new();
+	struct counter c = {0};
+	struct holder h;
+	struct remover r = { .sub = &c.sub };
+	double deadline = now_s() + 5.0;
+	int err;
+
+	assert_non_null(mm);
+	assert_int_equal(umn_interval_insert(&c.sub, mm, 0x1000, 0x1000,
+					     &counter_ops), 0);
+	holder_start(&h, mm);
+	atomic_init(&r.done, 0);
+	assert_int_equal(pthread_create(&r.thread, NULL, remover_main, &r), 0);
+	/* Until the remover has queued its remove, an update just succeeds. */
+	while ((err = umn_interval_update(&c.sub, 0x1000, 0x1000)) == 0 &&
+	       now_s() < deadline)
+		nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
+	assert_int_equal(err, -EALREADY);
+	assert_int_equal(atomic_load(&r.done), 0);
+	assert_int_equal(umn_interval_insert(&c.sub, mm, 0x5000, 0x1000,
+					     &counter_ops), -EBUSY);
+	assert_int_equal(umn_interval_put(&c.sub), -EALREADY);
+	holder_stop(&h);
+	assert_true(wait_set(&r.done));
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	assert_int_equal(r.ret, 0);
+	assert_int_equal(umn_interval_start(&c.sub), 0);
+	assert_int_equal(atomic_load(&c.released), 0);
+	assert_int_equal(umn_mm_free(mm), 0);
+}
+
+struct reader {
+	pthread_t thread;
+	struct umn_interval *sub;
+	unsigned long seq;
+	atomic_int done;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+
+	r->seq = umn_read_begin(r->sub);
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+/* read_begin waits while a walk that reached the subscription is in
+ * progress, and not for one that did not reach it. */
+static void test_read_begin_waits_for_walk_that_reached_it(void **state)
+{
+	struct umn_mm *mm = umn_mm_new();
+	struct counter hit = {0}, missed = {0};
+	struct reader rh = { .sub = &hit.sub }, rm = { .sub = &missed.sub };
+	struct umn_range r = {
+		.start = 0x1000, .end = 0x2000,
+		.event = UMN_EVENT_UNMAP, .flags = UMN_RANGE_BLOCKABLE,
+	};
+
+	assert_non_null(mm);
+	r.mm = mm;
+	assert_int_equal(umn_interval_insert(&hit.sub, mm, 0x1000, 0x1000,
+					     &counter_ops), 0);
+	assert_int_equal(umn_interval_insert(&missed.sub, mm, 0x8000, 0x1000,
+					     &counter_ops), 0);
+	assert_int_equal(umn_invalidate_range_start(&r), 0);
+	assert_int_equal(hit.calls, 1);
+
+	atomic_init(&rm.done, 0);
+	assert_int_equal(pthread_create(&rm.thread, NULL, reader_main, &rm), 0);
+	assert_true(wait_set(&rm.done));
+	assert_int_equal(pthread_join(rm.thread, NULL), 0);
+
+	atomic_init(&rh.done, 0);
+	assert_int_equal(pthread_create(&rh.thread, NULL, reader_main, &rh), 0);
+	nanosleep(&(struct timespec){ 0, 100000000L }, NULL);
+	int early = atomic_load(&rh.done);
+	umn_invalidate_range_end(&r);
+	assert_true(wait_set(&rh.done));
+	assert_int_equal(pthread_join(rh.thread, NULL), 0);
+	assert_int_equal(early, 0);
+
+	assert_false(umn_read_retry(&hit.sub, rh.seq));
+	assert_false(umn_read_retry(&missed.sub, rm.seq));
+	assert_int_equal(umn_interval_remove(&hit.sub), 0);
+	assert_int_equal(umn_interval_remove(&missed.sub), 0);
 	assert_int_equal(umn_mm_free(mm), 0);
 }
 
@@ -519,9 +693,41 @@ static void test_range_start_errors(void **state)
 				.event = (enum umn_event)7,
 				.flags = UMN_RANGE_BLOCKABLE };
 	assert_int_equal(umn_invalidate_range_start(&r), -EINVAL);
+	r = (struct umn_range){ .mm = mm, .start = 0x1000, .end = 0x2000,
+				.flags = UMN_RANGE_BLOCKABLE | 2u };
+	assert_int_equal(umn_invalidate_range_start(&r), -EINVAL);
+	r = (struct umn_range){ .mm = mm, .start = 0x1000, .end = 0x2000,
+				.flags = 0x80000000u };
+	assert_int_equal(umn_invalidate_range_start(&r), -EINVAL);
 	assert_int_equal(c.calls, 0);
 	/* None of the failures left a walk behind. */
 	assert_int_equal(umn_interval_remove(&c.sub), 0);
+	assert_int_equal(umn_mm_free(mm), 0);
+}
+
+/* Beginning a range that this thread has begun and not ended is -EBUSY,
+ * and does not count as a second walk. */
+static void test_range_start_ebusy_when_begun(void **state)
+{
+	struct umn_mm *mm = umn_mm_new();
+	struct counter c = {0};
+	struct umn_range r = {
+		.start = 0x1000, .end = 0x2000,
+		.event = UMN_EVENT_UNMAP, .flags = UMN_RANGE_BLOCKABLE,
+	};
+
+	assert_non_null(mm);
+	r.mm = mm;
+	assert_int_equal(umn_interval_insert(&c.sub, mm, 0x1000, 0x1000,
+					     &counter_ops), 0);
+	assert_int_equal(umn_invalidate_range_start(&r), 0);
+	assert_int_equal(c.calls, 1);
+	assert_int_equal(umn_invalidate_range_start(&r), -EBUSY);
+	assert_int_equal(c.calls, 1);
+	umn_invalidate_range_end(&r);
+	/* One end was enough: the space is idle again. */
+	assert_int_equal(umn_interval_put(&c.sub), 0);
+	assert_int_equal(atomic_load(&c.released), 1);
 	assert_int_equal(umn_mm_free(mm), 0);
 }
 
@@ -731,6 +937,7 @@ int main(void)
 		cmocka_unit_test(test_mm_new_free),
 		cmocka_unit_test(test_mm_free_busy_while_subscribed),
 		cmocka_unit_test(test_mm_free_busy_while_walking_or_putting),
+		cmocka_unit_test(test_mm_free_busy_inside_callbacks),
 		cmocka_unit_test(test_mm_process_enosys),
 		cmocka_unit_test(test_insert_einval),
 		cmocka_unit_test(test_insert_eoverflow),
@@ -739,10 +946,13 @@ int main(void)
 		cmocka_unit_test(test_put_errors),
 		cmocka_unit_test(test_put_twice_while_walking_ealready),
 		cmocka_unit_test(test_put_twice_in_own_walk_ealready),
+		cmocka_unit_test(test_remove_under_way),
+		cmocka_unit_test(test_read_begin_waits_for_walk_that_reached_it),
 		cmocka_unit_test(test_update_errors),
 		cmocka_unit_test(test_bounds_end_exclusive),
 		cmocka_unit_test(test_invalidate_errors),
 		cmocka_unit_test(test_range_start_errors),
+		cmocka_unit_test(test_range_start_ebusy_when_begun),
 		cmocka_unit_test(test_range_start_end),
 		cmocka_unit_test(test_range_end_ignores_unbegun),
 		cmocka_unit_test(test_synchronize),

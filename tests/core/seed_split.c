@@ -216,11 +216,11 @@ static void test_split_applies_at_range_end(void **state)
 }
 
 /*
- * umn_interval_start/end of the new piece: "a deferred insert ... shows
- * once applied", and 0 while not inserted — so 0 inside the splitting
- * callback and while its walk is open, its range after.
+ * umn_interval_start/end during the split: the piece being split reports
+ * the walk's (old) bounds until the walk ends; the new piece, a deferred
+ * insert, reports 0 ("shows once applied") until then.
  */
-static void test_split_new_piece_bounds_show_once_applied(void **state)
+static void test_split_bounds_during_walk(void **state)
 {
 	struct pool *pool = pool_new(0x10000, 0x20000);
 	struct piece *a = &pool->p[0], *b = &pool->p[1];
@@ -231,16 +231,20 @@ static void test_split_new_piece_bounds_show_once_applied(void **state)
 
 	r.mm = pool->mm;
 	assert_int_equal(umn_invalidate_range_start(&r), 0);
-	uintptr_t in_cb_start = a->new_start, in_cb_end = a->new_end;
 	uintptr_t held_start = umn_interval_start(&b->sub);
 	uintptr_t held_end = umn_interval_end(&b->sub);
+	uintptr_t held_a_start = umn_interval_start(&a->sub);
+	uintptr_t held_a_end = umn_interval_end(&a->sub);
 	umn_invalidate_range_end(&r);
 	pool->armed = false;
+	assert_int_equal(pool->used, 2);
+	assert_bounds(a, 0x10000, 0x14000);
 	assert_bounds(b, 0x18000, 0x20000);
-	pool_free(pool);
-
-	assert_true(in_cb_start == 0 && in_cb_end == 0);
+	assert_true(a->seen_start == 0x10000 && a->seen_end == 0x20000);
+	assert_true(held_a_start == 0x10000 && held_a_end == 0x20000);
+	assert_true(a->new_start == 0 && a->new_end == 0);
 	assert_true(held_start == 0 && held_end == 0);
+	pool_free(pool);
 }
 
 int main(void)
@@ -249,7 +253,7 @@ int main(void)
 		cmocka_unit_test(test_split_middle),
 		cmocka_unit_test(test_split_twice),
 		cmocka_unit_test(test_split_applies_at_range_end),
-		cmocka_unit_test(test_split_new_piece_bounds_show_once_applied),
+		cmocka_unit_test(test_split_bounds_during_walk),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
