@@ -12,6 +12,7 @@
 #ifndef UMN_BENCH_H
 #define UMN_BENCH_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,12 +59,16 @@ static inline size_t bench_rand_below(uint64_t *state, size_t n)
 	return (size_t)((bench_rand(state) >> 32) * n >> 32);
 }
 
-/* Results end here so that the compiler cannot drop the work. */
+/*
+ * Results end here so that the compiler cannot drop the work.  Atomic
+ * because benchmark threads call it concurrently; relaxed because nobody
+ * reads it.
+ */
+static _Atomic uint64_t bench_sink;
+
 static inline void bench_consume(uint64_t v)
 {
-	static volatile uint64_t sink;
-
-	sink += v;
+	atomic_fetch_add_explicit(&bench_sink, v, memory_order_relaxed);
 }
 
 static inline void *bench_alloc_aligned(size_t size)
