@@ -76,10 +76,13 @@ $(O)/$(SONAME): $(LIB_OBJ) src/umn.map
 	ln -sf libumn.so.$(VERSION) $@
 	ln -sf $(SONAME) $(O)/libumn.so
 
+# The .pc file names the prefix: install writes it again for the one it uses.
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	     -e 's|@INCLUDEDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' umn.pc.in
+
 $(O)/umn.pc: umn.pc.in Makefile
 	@mkdir -p $(@D)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCLUDEDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+	$(PC_SED) > $@
 
 # Tests link the static library so they can reach internal (hidden) symbols.
 $(O)/tests/%: tests/%.c $(O)/libumn.a tests/core/helpers.h
@@ -110,7 +113,8 @@ install: lib
 	install -m 755 $(O)/libumn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
 	ln -sf libumn.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libumn.so
-	install -m 644 $(O)/umn.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	$(PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/umn.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/umn.pc
 	install -m 644 $(wildcard man/man3/*.3) $(DESTDIR)$(MANDIR)/man3/
 
 clean:

@@ -91,6 +91,7 @@ if command -v aarch64-linux-gnu-gcc >/dev/null; then
 		AR=aarch64-linux-gnu-ar CROSS=1 lib; then
 		if file -L build/aarch64/libumn.so | grep -q 'ARM aarch64'; then
 			pass 1
+			echo "  build/aarch64/libumn.so: ARM aarch64"
 		else
 			fail "build/aarch64/libumn.so is not an aarch64 object"
 		fi
@@ -102,19 +103,22 @@ fi
 echo "== exports, kernel-doc and man pages"
 if [ -f build/gcc/libumn.so ] && tests/check-docs.sh build/gcc/libumn.so; then
 	pass 1
+	echo "  only umn_* exported; every function has kernel-doc and a man page"
 else
 	fail "tests/check-docs.sh"
 fi
 
 echo "== make install and pkg-config"
-root=$(mktemp -d)
-if make -s O=build/gcc PREFIX=/usr DESTDIR="$root" install >"$log/install" 2>&1 &&
-	[ -f "$root/usr/share/man/man3/umn_interval_put.3" ] &&
-	[ -L "$root/usr/lib/libumn.so.0" ] &&
-	flags=$(PKG_CONFIG_SYSROOT_DIR="$root" PKG_CONFIG_LIBDIR="$root/usr/lib/pkgconfig" \
+# A prefix outside /usr: pkg-config drops -I/usr/include as a system path.
+root=$(mktemp -d) prefix=/opt/umn
+if make -s O=build/gcc PREFIX=$prefix DESTDIR="$root" install >"$log/install" 2>&1 &&
+	[ -f "$root$prefix/share/man/man3/umn_interval_put.3" ] &&
+	[ -L "$root$prefix/lib/libumn.so.0" ] &&
+	flags=$(PKG_CONFIG_SYSROOT_DIR="$root" PKG_CONFIG_LIBDIR="$root$prefix/lib/pkgconfig" \
 		pkg-config --cflags --libs umn) &&
-	gcc -std=c11 -Werror -Wall examples/seed_mirror.c $flags -o "$root/seed" &&
-	LD_LIBRARY_PATH="$root/usr/lib" "$root/seed" >/dev/null &&
+	gcc -std=c11 -Werror -Wall examples/seed_mirror.c $flags -o "$root/seed" \
+		>>"$log/install" 2>&1 &&
+	LD_LIBRARY_PATH="$root$prefix/lib" "$root/seed" >/dev/null &&
 	readelf -d "$root/seed" | grep -q 'libumn.so.0'; then
 	pass 1
 	echo "  installed, built with pkg-config against libumn.so.0, ran"
