@@ -288,7 +288,9 @@ uintptr_t umn_interval_end(const struct umn_interval *sub);
  *
  * Waits while an invalidation that has already reached @sub, or a deferred
  * insert or update of @sub, is in progress.  With none, takes no lock and
- * writes no shared memory.  An insert or update of @sub makes reads begun
+ * writes no shared memory.  When it waits, it waits for the end of the
+ * period: until no walk is in progress on the space, which takes longer
+ * while walks on other threads keep overlapping in time (as in the kernel).  An insert or update of @sub makes reads begun
  * before it retry.  Its loads are acquire: reads that follow it are
  * not performed before it.
  *
@@ -411,7 +413,8 @@ int umn_invalidate(struct umn_mm *mm, uintptr_t start, uintptr_t end,
  * Returns after every walk in progress at the call has ended, every deferred
  * operation queued before the call has been applied, and every ->release()
  * due before the call has returned.  Use it before unloading the code that
- * callbacks live in.
+ * callbacks live in.  Walks that begin meanwhile extend the wait while they
+ * overlap in time with those, since it waits for a moment with no walk.
  *
  * Context: any thread, outside the callbacks of @mm and outside a range
  *          begun on @mm by this thread, and not while holding a lock that
