@@ -221,6 +221,10 @@ bool umn__itree_overlaps(struct umn_interval *n, uintptr_t first,
 {
 	/* Loop on the right spine, recurse on the left: depth <= height. */
 	while (n && n->umn__subtree_last >= first) {
+		/* Both children are usually loaded next (the left one only to
+		 * be pruned): start both misses now so that they overlap. */
+		__builtin_prefetch(left(n));
+		__builtin_prefetch(n->umn__right);
 		if (!umn__itree_overlaps(left(n), first, last, fn, arg))
 			return false;
 		if (umn__itree_start(n) > last)
