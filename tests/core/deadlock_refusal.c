@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WAIT_S 5.0
 
@@ -561,5 +562,7 @@ int main(void)
 		cmocka_unit_test(test_outside_idle_space_returns_at_once),
 	};
 
+	/* Watchdog: a library that hangs fails the binary instead. */
+	alarm(60);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

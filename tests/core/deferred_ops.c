@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WAIT_S 5.0
 
@@ -523,5 +524,7 @@ int main(void)
 		cmocka_unit_test(test_update_then_put_in_one_walk),
 	};
 
+	/* Watchdog: a library that hangs fails the binary instead. */
+	alarm(60);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

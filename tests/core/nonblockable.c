@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WAIT_S 5.0
 
@@ -232,24 +233,55 @@ static void test_false_returns_eagain(void **state)
 	assert_int_equal(umn_mm_free(mm), 0);
 }
 
-/* This thread is not left "inside" the refused walk: remove and
- * synchronize from it are not refused with -EDEADLK. */
+/*
+ * The thread whose range was refused is not left "inside" it: remove and
+ * synchronize from that same thread are not refused with -EDEADLK (nor
+ * left waiting for the walk).  Run on a helper thread, bounded.
+ */
+struct same_thread {
+	pthread_t thread;
+	struct umn_mm *mm;
+	struct refuser *f;
+	int start_ret, sync_ret, remove_ret;
+	atomic_int done;
+};
+
+static void *same_thread_main(void *arg)
+{
+	struct same_thread *t = arg;
+	struct umn_range r = {
+		.mm = t->mm, .start = 0x10000, .end = 0x11000,
+		.event = UMN_EVENT_UNMAP, .flags = 0,
+	};
+
+	t->start_ret = umn_invalidate_range_start(&r);
+	t->sync_ret = umn_synchronize(t->mm);
+	t->remove_ret = umn_interval_remove(&t->f->sub);
+	atomic_store(&t->done, 1);
+	return NULL;
+}
+
 static void test_false_leaves_no_walk_on_thread(void **state)
 {
 	struct umn_mm *mm = umn_mm_new();
 	struct refuser f = {0};
-	struct umn_range r = {
-		.start = 0x10000, .end = 0x11000,
-		.event = UMN_EVENT_UNMAP, .flags = 0,
-	};
+	/* Heap: a stuck thread keeps it if the library hangs. */
+	struct same_thread *t = calloc(1, sizeof(*t));
 
 	assert_non_null(mm);
-	r.mm = mm;
+	assert_non_null(t);
 	assert_int_equal(umn_interval_insert(&f.sub, mm, 0x10000, 0x1000,
 					     &refuser_ops), 0);
-	assert_int_equal(umn_invalidate_range_start(&r), -EAGAIN);
-	assert_int_equal(umn_synchronize(mm), 0);
-	assert_int_equal(umn_interval_remove(&f.sub), 0);
+	t->mm = mm;
+	t->f = &f;
+	assert_int_equal(pthread_create(&t->thread, NULL, same_thread_main, t),
+			 0);
+	assert_true(wait_for(&t->done, 1, WAIT_S));
+	assert_int_equal(pthread_join(t->thread, NULL), 0);
+	assert_int_equal(t->start_ret, -EAGAIN);
+	assert_int_equal(t->sync_ret, 0);
+	assert_int_equal(t->remove_ret, 0);
+	free(t);
 	assert_int_equal(umn_mm_free(mm), 0);
 }
 
@@ -436,5 +468,7 @@ int main(void)
 		cmocka_unit_test(test_false_with_concurrent_walker),
 	};
 
+	/* Watchdog: a library that hangs fails the binary instead. */
+	alarm(60);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

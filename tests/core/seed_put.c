@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WAIT_S 5.0
 
@@ -56,13 +57,13 @@ struct putter {
 	atomic_int released;             /* release() returned */
 	atomic_int calls_after_release;
 	atomic_int release_while_running;
-	atomic_int released_at_put;      /* released, just after put() */
+	atomic_int released_at_put;      /* release_started, just after put() */
 	atomic_int put_ok, put_ealready, put_other;
-	atomic_int release_tid;
-	/* reinsert from release(): 0 = no, else the new start (once) */
-	atomic_int reinsert_ret;
+	atomic_int release_tid;          /* tl_tid of the thread releasing */
+	/* release() inserts it again into @mm at @reinsert_at, if non-zero */
 	uintptr_t reinsert_at;
 	struct umn_mm *mm;
+	atomic_int reinsert_ret;
 };
 
 static const struct umn_interval_ops putter_ops;
@@ -458,5 +459,7 @@ int main(void)
 		cmocka_unit_test(test_put_race_many_walkers),
 	};
 
+	/* Watchdog: a library that hangs fails the binary instead. */
+	alarm(60);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include "core/helpers.h"
 
 #include <stdbool.h>
+#include <unistd.h>
 
 #define POOL_SIZE 8
 
@@ -256,5 +257,7 @@ int main(void)
 		cmocka_unit_test(test_split_bounds_during_walk),
 	};
 
+	/* Watchdog: a library that hangs fails the binary instead. */
+	alarm(60);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

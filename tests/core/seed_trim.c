@@ -10,6 +10,7 @@
 #include "core/helpers.h"
 
 #include <stdbool.h>
+#include <unistd.h>
 
 struct trimmer {
 	struct umn_interval sub;
@@ -233,5 +234,7 @@ int main(void)
 		cmocka_unit_test(test_trim_and_sequence),
 	};
 
+	/* Watchdog: a library that hangs fails the binary instead. */
+	alarm(60);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
