@@ -837,6 +837,15 @@ static void test_seq_basics(void **state)
 	assert_int_equal(hits(mm, &c, 0x1000, 0x1001), 1);
 	assert_true(umn_read_retry(&c.sub, seq));
 
+	/* An update makes reads begun before it retry, even with no walk. */
+	seq = umn_read_begin(&c.sub);
+	assert_false(umn_read_retry(&c.sub, seq));
+	assert_int_equal(umn_interval_update(&c.sub, 0x1000, 0x800), 0);
+	assert_true(umn_read_retry(&c.sub, seq));
+	assert_true(umn_check_retry(&c.sub, seq));
+	seq = umn_read_begin(&c.sub);
+	assert_false(umn_read_retry(&c.sub, seq));
+
 	/* Not inserted: always retry. */
 	seq = umn_read_begin(&z.sub);
 	assert_true(umn_read_retry(&z.sub, seq));
