@@ -9,60 +9,11 @@
  */
 #include "core/helpers.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <time.h>
 #include <unistd.h>
-
-struct counter {
-	struct umn_interval sub;
-	int calls;
-	atomic_int released;     /* may run on the holder thread */
-	struct umn_range last;
-	unsigned long last_seq;
-};
-
-static bool counter_invalidate(struct umn_interval *sub,
-			       const struct umn_range *range,
-			       unsigned long cur_seq)
-{
-	struct counter *c = container_of(sub, struct counter, sub);
-
-	c->calls++;
-	c->last = *range;
-	c->last_seq = cur_seq;
-	umn_set_seq(sub, cur_seq);
-	return true;
-}
-
-static void counter_release(struct umn_interval *sub)
-{
-	atomic_fetch_add(&container_of(sub, struct counter, sub)->released, 1);
-}
-
-static const struct umn_interval_ops counter_ops = {
-	.invalidate = counter_invalidate,
-	.release = counter_release,
-};
-
-static const struct umn_interval_ops norelease_ops = {
-	.invalidate = counter_invalidate,
-};
 
 static const struct umn_interval_ops noinvalidate_ops = {
 	.release = counter_release,
 };
-
-/* Calls of @c made by one invalidation of [start, end). */
-static int hits(struct umn_mm *mm, struct counter *c, uintptr_t start,
-		uintptr_t end)
-{
-	int before = c->calls;
-
-	assert_int_equal(umn_invalidate(mm, start, end, UMN_EVENT_UNMAP), 0);
-	return c->calls - before;
-}
 
 static void test_mm_new_free(void **state)
 {
@@ -86,7 +37,7 @@ static void test_mm_free_busy_while_subscribed(void **state)
 					     &counter_ops), 0);
 	assert_int_equal(umn_mm_free(mm), -EBUSY);
 	/* The refused free left the space and its subscription working. */
-	assert_int_equal(hits(mm, &c, 0x1000, 0x1001), 1);
+	assert_int_equal(hits(mm, &c.calls, 0x1000, 0x1001), 1);
 	assert_int_equal(umn_interval_remove(&c.sub), 0);
 	assert_int_equal(umn_mm_free(mm), 0);
 }
@@ -207,13 +158,13 @@ static void test_insert_einval(void **state)
 	/* Nothing was inserted by the failures. */
 	assert_int_equal(umn_interval_start(&c.sub), 0);
 	assert_int_equal(umn_interval_end(&c.sub), 0);
-	assert_int_equal(hits(mm, &c, 0, UINTPTR_MAX), 0);
+	assert_int_equal(hits(mm, &c.calls, 0, UINTPTR_MAX), 0);
 	assert_int_equal(umn_interval_remove(&c.sub), -ENOENT);
 
 	/* And the same memory still inserts fine. */
 	assert_int_equal(umn_interval_insert(&c.sub, mm, 0x1000, 0x1000,
 					     &counter_ops), 0);
-	assert_int_equal(hits(mm, &c, 0x1000, 0x2000), 1);
+	assert_int_equal(hits(mm, &c.calls, 0x1000, 0x2000), 1);
 	assert_int_equal(umn_interval_remove(&c.sub), 0);
 	assert_int_equal(umn_mm_free(mm), 0);
 }
@@ -241,16 +192,17 @@ static void test_insert_eoverflow(void **state)
 					     &counter_ops), 0);
 	assert_true(umn_interval_start(&c.sub) == UINTPTR_MAX - 100);
 	assert_true(umn_interval_end(&c.sub) == UINTPTR_MAX);
-	assert_int_equal(hits(mm, &c, UINTPTR_MAX - 1, UINTPTR_MAX), 1);
-	assert_int_equal(hits(mm, &c, UINTPTR_MAX - 200, UINTPTR_MAX - 100), 0);
+	assert_int_equal(hits(mm, &c.calls, UINTPTR_MAX - 1, UINTPTR_MAX), 1);
+	assert_int_equal(hits(mm, &c.calls, UINTPTR_MAX - 200,
+			      UINTPTR_MAX - 100), 0);
 	assert_int_equal(umn_interval_remove(&c.sub), 0);
 
 	/* The whole space but its last byte, starting at address 0. */
 	assert_int_equal(umn_interval_insert(&c.sub, mm, 0, SIZE_MAX,
 					     &counter_ops), 0);
 	assert_true(umn_interval_end(&c.sub) == UINTPTR_MAX);
-	assert_int_equal(hits(mm, &c, 0, 1), 1);
-	assert_int_equal(hits(mm, &c, 5, 6), 1);
+	assert_int_equal(hits(mm, &c.calls, 0, 1), 1);
+	assert_int_equal(hits(mm, &c.calls, 5, 6), 1);
 	assert_int_equal(umn_interval_remove(&c.sub), 0);
 	assert_int_equal(umn_mm_free(mm), 0);
 }
@@ -275,7 +227,7 @@ static void test_insert_ebusy(void **state)
 	/* Unchanged, and nothing went into the other space. */
 	assert_true(umn_interval_start(&c.sub) == 0x1000);
 	assert_true(umn_interval_end(&c.sub) == 0x2000);
-	assert_int_equal(hits(mm, &c, 0x5000, 0x6000), 0);
+	assert_int_equal(hits(mm, &c.calls, 0x5000, 0x6000), 0);
 	assert_int_equal(umn_mm_free(other), 0);
 
 	/* A deferred insert is an insert too. */
@@ -286,8 +238,8 @@ static void test_insert_ebusy(void **state)
 					     &counter_ops), -EBUSY);
 	umn_invalidate_range_end(&r);
 	assert_true(umn_interval_start(&d.sub) == 0x3000);
-	assert_int_equal(hits(mm, &d, 0x3000, 0x3001), 1);
-	assert_int_equal(hits(mm, &d, 0x7000, 0x8000), 0);
+	assert_int_equal(hits(mm, &d.calls, 0x3000, 0x3001), 1);
+	assert_int_equal(hits(mm, &d.calls, 0x7000, 0x8000), 0);
 
 	assert_int_equal(umn_interval_remove(&c.sub), 0);
 	assert_int_equal(umn_interval_remove(&d.sub), 0);
@@ -306,7 +258,7 @@ static void test_remove_errors(void **state)
 					     &counter_ops), 0);
 	assert_int_equal(umn_interval_remove(&c.sub), 0);
 	assert_int_equal(umn_interval_start(&c.sub), 0);
-	assert_int_equal(hits(mm, &c, 0x1000, 0x2000), 0);
+	assert_int_equal(hits(mm, &c.calls, 0x1000, 0x2000), 0);
 	assert_int_equal(umn_interval_remove(&c.sub), -ENOENT);
 	assert_int_equal(c.released, 0); /* remove never calls release() */
 	assert_int_equal(umn_mm_free(mm), 0);
@@ -323,10 +275,10 @@ static void test_put_errors(void **state)
 
 	/* Without ->release put is refused and the subscription stays. */
 	assert_int_equal(umn_interval_insert(&c.sub, mm, 0x1000, 0x1000,
-					     &norelease_ops), 0);
+					     &counter_norelease_ops), 0);
 	assert_int_equal(umn_interval_put(&c.sub), -EINVAL);
 	assert_true(umn_interval_start(&c.sub) == 0x1000);
-	assert_int_equal(hits(mm, &c, 0x1000, 0x2000), 1);
+	assert_int_equal(hits(mm, &c.calls, 0x1000, 0x2000), 1);
 	assert_int_equal(umn_interval_remove(&c.sub), 0);
 
 	/* With no walk, release() has run when put returns. */
@@ -337,7 +289,7 @@ static void test_put_errors(void **state)
 	assert_int_equal(umn_interval_put(&c.sub), -ENOENT);
 	assert_int_equal(umn_interval_remove(&c.sub), -ENOENT);
 	assert_int_equal(umn_interval_update(&c.sub, 0x1000, 0x10), -ENOENT);
-	assert_int_equal(hits(mm, &c, 0x1000, 0x2000), 0);
+	assert_int_equal(hits(mm, &c.calls, 0x1000, 0x2000), 0);
 	assert_int_equal(c.released, 1);
 	assert_int_equal(umn_mm_free(mm), 0);
 }
@@ -352,35 +304,13 @@ struct holder {
 	atomic_int held, release, done;
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Poll until *v is set or 5 s pass; true if it was set. */
-static bool wait_set(atomic_int *v)
-{
-	struct timespec ms = { 0, 1000000L };
-	double deadline = now_s() + 5.0;
-
-	while (!atomic_load(v)) {
-		if (now_s() > deadline)
-			return false;
-		nanosleep(&ms, NULL);
-	}
-	return true;
-}
-
 static void *holder_main(void *arg)
 {
 	struct holder *h = arg;
 
 	if (umn_invalidate_range_start(&h->range) == 0) {
 		atomic_store(&h->held, 1);
-		wait_set(&h->release);
+		wait_for(&h->release, 1, WAIT_S);
 		umn_invalidate_range_end(&h->range);
 	}
 	atomic_store(&h->done, 1);
@@ -397,13 +327,13 @@ static void holder_start(struct holder *h, struct umn_mm *mm)
 	atomic_init(&h->release, 0);
 	atomic_init(&h->done, 0);
 	assert_int_equal(pthread_create(&h->thread, NULL, holder_main, h), 0);
-	assert_true(wait_set(&h->held));
+	assert_true(wait_for(&h->held, 1, WAIT_S));
 }
 
 static void holder_stop(struct holder *h)
 {
 	atomic_store(&h->release, 1);
-	assert_true(wait_set(&h->done));
+	assert_true(wait_for(&h->done, 1, WAIT_S));
 	assert_int_equal(pthread_join(h->thread, NULL), 0);
 }
 
@@ -426,7 +356,7 @@ static void test_put_twice_while_walking_ealready(void **state)
 	holder_stop(&h);
 	assert_int_equal(atomic_load(&c.released), 1);
 	assert_int_equal(umn_interval_put(&c.sub), -ENOENT);
-	assert_int_equal(hits(mm, &c, 0x1000, 0x5000), 0);
+	assert_int_equal(hits(mm, &c.calls, 0x1000, 0x5000), 0);
 	assert_int_equal(atomic_load(&c.released), 1);
 	assert_int_equal(umn_mm_free(mm), 0);
 }
@@ -484,7 +414,7 @@ static void test_remove_under_way(void **state)
 	struct counter c = {0};
 	struct holder h;
 	struct remover r = { .sub = &c.sub };
-	double deadline = now_s() + 5.0;
+	double deadline = now_s() + WAIT_S;
 	int err;
 
 	assert_non_null(mm);
@@ -496,35 +426,19 @@ static void test_remove_under_way(void **state)
 	/* Until the remover has queued its remove, an update just succeeds. */
 	while ((err = umn_interval_update(&c.sub, 0x1000, 0x1000)) == 0 &&
 	       now_s() < deadline)
-		nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
+		sleep_ms(1);
 	assert_int_equal(err, -EALREADY);
 	assert_int_equal(atomic_load(&r.done), 0);
 	assert_int_equal(umn_interval_insert(&c.sub, mm, 0x5000, 0x1000,
 					     &counter_ops), -EBUSY);
 	assert_int_equal(umn_interval_put(&c.sub), -EALREADY);
 	holder_stop(&h);
-	assert_true(wait_set(&r.done));
+	assert_true(wait_for(&r.done, 1, WAIT_S));
 	assert_int_equal(pthread_join(r.thread, NULL), 0);
 	assert_int_equal(r.ret, 0);
 	assert_int_equal(umn_interval_start(&c.sub), 0);
 	assert_int_equal(atomic_load(&c.released), 0);
 	assert_int_equal(umn_mm_free(mm), 0);
-}
-
-struct reader {
-	pthread_t thread;
-	struct umn_interval *sub;
-	unsigned long seq;
-	atomic_int done;
-};
-
-static void *reader_main(void *arg)
-{
-	struct reader *r = arg;
-
-	r->seq = umn_read_begin(r->sub);
-	atomic_store(&r->done, 1);
-	return NULL;
 }
 
 /* read_begin waits while a walk that reached the subscription is in
@@ -533,7 +447,7 @@ static void test_read_begin_waits_for_walk_that_reached_it(void **state)
 {
 	struct umn_mm *mm = umn_mm_new();
 	struct counter hit = {0}, missed = {0};
-	struct reader rh = { .sub = &hit.sub }, rm = { .sub = &missed.sub };
+	struct reader rh, rm;
 	struct umn_range r = {
 		.start = 0x1000, .end = 0x2000,
 		.event = UMN_EVENT_UNMAP, .flags = UMN_RANGE_BLOCKABLE,
@@ -548,18 +462,14 @@ static void test_read_begin_waits_for_walk_that_reached_it(void **state)
 	assert_int_equal(umn_invalidate_range_start(&r), 0);
 	assert_int_equal(hit.calls, 1);
 
-	atomic_init(&rm.done, 0);
-	assert_int_equal(pthread_create(&rm.thread, NULL, reader_main, &rm), 0);
-	assert_true(wait_set(&rm.done));
-	assert_int_equal(pthread_join(rm.thread, NULL), 0);
+	reader_start(&rm, &missed.sub);
+	reader_join(&rm);
 
-	atomic_init(&rh.done, 0);
-	assert_int_equal(pthread_create(&rh.thread, NULL, reader_main, &rh), 0);
-	nanosleep(&(struct timespec){ 0, 100000000L }, NULL);
+	reader_start(&rh, &hit.sub);
+	sleep_ms(100);
 	int early = atomic_load(&rh.done);
 	umn_invalidate_range_end(&r);
-	assert_true(wait_set(&rh.done));
-	assert_int_equal(pthread_join(rh.thread, NULL), 0);
+	reader_join(&rh);
 	assert_int_equal(early, 0);
 
 	assert_false(umn_read_retry(&hit.sub, rh.seq));
@@ -587,15 +497,15 @@ static void test_update_errors(void **state)
 	/* The failures changed nothing. */
 	assert_true(umn_interval_start(&c.sub) == 0x1000);
 	assert_true(umn_interval_end(&c.sub) == 0x2000);
-	assert_int_equal(hits(mm, &c, 0x1000, 0x1001), 1);
+	assert_int_equal(hits(mm, &c.calls, 0x1000, 0x1001), 1);
 
 	/* With no walk, an update takes effect before it returns. */
 	assert_int_equal(umn_interval_update(&c.sub, 0x4000, 0x800), 0);
 	assert_true(umn_interval_start(&c.sub) == 0x4000);
 	assert_true(umn_interval_end(&c.sub) == 0x4800);
-	assert_int_equal(hits(mm, &c, 0x1000, 0x2000), 0);
-	assert_int_equal(hits(mm, &c, 0x47ff, 0x4800), 1);
-	assert_int_equal(hits(mm, &c, 0x4800, 0x5000), 0);
+	assert_int_equal(hits(mm, &c.calls, 0x1000, 0x2000), 0);
+	assert_int_equal(hits(mm, &c.calls, 0x47ff, 0x4800), 1);
+	assert_int_equal(hits(mm, &c.calls, 0x4800, 0x5000), 0);
 
 	assert_int_equal(umn_interval_remove(&c.sub), 0);
 	assert_int_equal(umn_interval_update(&c.sub, 0x1000, 0x1000), -ENOENT);
@@ -615,13 +525,13 @@ static void test_bounds_end_exclusive(void **state)
 	assert_true(umn_interval_start(&c.sub) == 0x1000);
 	assert_true(umn_interval_end(&c.sub) == 0x3000);
 
-	assert_int_equal(hits(mm, &c, 0x3000, 0x4000), 0);
-	assert_int_equal(hits(mm, &c, 0x2fff, 0x3000), 1);
-	assert_int_equal(hits(mm, &c, 0x0000, 0x1000), 0);
-	assert_int_equal(hits(mm, &c, 0x0fff, 0x1001), 1);
-	assert_int_equal(hits(mm, &c, 0x1000, 0x1001), 1);
-	assert_int_equal(hits(mm, &c, 0x1800, 0x1900), 1);
-	assert_int_equal(hits(mm, &c, 0, UINTPTR_MAX), 1);
+	assert_int_equal(hits(mm, &c.calls, 0x3000, 0x4000), 0);
+	assert_int_equal(hits(mm, &c.calls, 0x2fff, 0x3000), 1);
+	assert_int_equal(hits(mm, &c.calls, 0x0000, 0x1000), 0);
+	assert_int_equal(hits(mm, &c.calls, 0x0fff, 0x1001), 1);
+	assert_int_equal(hits(mm, &c.calls, 0x1000, 0x1001), 1);
+	assert_int_equal(hits(mm, &c.calls, 0x1800, 0x1900), 1);
+	assert_int_equal(hits(mm, &c.calls, 0, UINTPTR_MAX), 1);
 
 	assert_int_equal(umn_interval_remove(&c.sub), 0);
 	assert_int_equal(umn_interval_start(&c.sub), 0);
@@ -801,7 +711,7 @@ static void test_synchronize(void **state)
 	assert_int_equal(umn_interval_insert(&c.sub, mm, 0x1000, 0x1000,
 					     &counter_ops), 0);
 	assert_int_equal(umn_synchronize(mm), 0);
-	assert_int_equal(hits(mm, &c, 0x1000, 0x2000), 1);
+	assert_int_equal(hits(mm, &c.calls, 0x1000, 0x2000), 1);
 	assert_int_equal(umn_synchronize(mm), 0);
 	assert_int_equal(umn_interval_remove(&c.sub), 0);
 	assert_int_equal(umn_mm_free(mm), 0);
@@ -821,12 +731,12 @@ static void test_seq_basics(void **state)
 	assert_false(umn_check_retry(&c.sub, seq));
 
 	/* A range that does not overlap does not reach it. */
-	assert_int_equal(hits(mm, &c, 0x2000, 0x3000), 0);
+	assert_int_equal(hits(mm, &c.calls, 0x2000, 0x3000), 0);
 	assert_false(umn_read_retry(&c.sub, seq));
 	assert_false(umn_check_retry(&c.sub, seq));
 
 	/* One that does, and set_seq'd, forces a retry. */
-	assert_int_equal(hits(mm, &c, 0x1fff, 0x3000), 1);
+	assert_int_equal(hits(mm, &c.calls, 0x1fff, 0x3000), 1);
 	assert_true(umn_read_retry(&c.sub, seq));
 	assert_true(umn_check_retry(&c.sub, seq));
 
@@ -834,7 +744,7 @@ static void test_seq_basics(void **state)
 	seq = umn_read_begin(&c.sub);
 	assert_false(umn_read_retry(&c.sub, seq));
 	assert_false(umn_check_retry(&c.sub, seq));
-	assert_int_equal(hits(mm, &c, 0x1000, 0x1001), 1);
+	assert_int_equal(hits(mm, &c.calls, 0x1000, 0x1001), 1);
 	assert_true(umn_read_retry(&c.sub, seq));
 
 	/* An update makes reads begun before it retry, even with no walk. */
@@ -912,16 +822,16 @@ static void test_reinsert_after_remove_and_release(void **state)
 	/* Removed: in again, elsewhere. */
 	assert_int_equal(umn_interval_insert(&c.sub, mm, 0x5000, 0x1000,
 					     &counter_ops), 0);
-	assert_int_equal(hits(mm, &c, 0x1000, 0x2000), 0);
-	assert_int_equal(hits(mm, &c, 0x5000, 0x6000), 1);
+	assert_int_equal(hits(mm, &c.calls, 0x1000, 0x2000), 0);
+	assert_int_equal(hits(mm, &c.calls, 0x5000, 0x6000), 1);
 
 	/* Released by a put outside a walk: in again, another space. */
 	assert_int_equal(umn_interval_put(&c.sub), 0);
 	assert_int_equal(c.released, 1);
 	assert_int_equal(umn_interval_insert(&c.sub, other, 0x7000, 0x1000,
 					     &counter_ops), 0);
-	assert_int_equal(hits(mm, &c, 0x5000, 0x6000), 0);
-	assert_int_equal(hits(other, &c, 0x7000, 0x8000), 1);
+	assert_int_equal(hits(mm, &c.calls, 0x5000, 0x6000), 0);
+	assert_int_equal(hits(other, &c.calls, 0x7000, 0x8000), 1);
 	assert_int_equal(umn_interval_remove(&c.sub), 0);
 
 	/* Released at the end of a walk: in again. */
@@ -933,7 +843,7 @@ static void test_reinsert_after_remove_and_release(void **state)
 	assert_int_equal(c.released, 2);
 	assert_int_equal(umn_interval_insert(&c.sub, mm, 0x3000, 0x1000,
 					     &counter_ops), 0);
-	assert_int_equal(hits(mm, &c, 0x3000, 0x3001), 1);
+	assert_int_equal(hits(mm, &c.calls, 0x3000, 0x3001), 1);
 	assert_int_equal(umn_interval_remove(&c.sub), 0);
 
 	assert_int_equal(umn_mm_free(mm), 0);

@@ -9,54 +9,7 @@
  */
 #include "core/helpers.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <time.h>
 #include <unistd.h>
-
-#define WAIT_S 5.0
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-/* Poll until *v >= want or @secs pass; true if reached. */
-static bool wait_for(atomic_int *v, int want, double secs)
-{
-	double deadline = now_s() + secs;
-
-	while (atomic_load(v) < want) {
-		if (now_s() > deadline)
-			return false;
-		sleep_ms(1);
-	}
-	return true;
-}
-
-static bool plain_invalidate(struct umn_interval *sub,
-			       const struct umn_range *range,
-			       unsigned long cur_seq)
-{
-	umn_set_seq(sub, cur_seq);
-	return true;
-}
-
-static const struct umn_interval_ops plain_ops = {
-	.invalidate = plain_invalidate,
-};
 
 /*
  * What a callback tries, once: remove and synchronize on its own space
@@ -311,64 +264,6 @@ static void test_between_range_start_and_end(void **state)
 	scene_free(s);
 }
 
-/* A subscription whose ->invalidate() blocks until the test opens it. */
-struct blocker {
-	struct umn_interval sub;
-	atomic_int entered, open, returned;
-};
-
-static bool blocker_invalidate(struct umn_interval *sub,
-			       const struct umn_range *range,
-			       unsigned long cur_seq)
-{
-	struct blocker *b = container_of(sub, struct blocker, sub);
-
-	umn_set_seq(sub, cur_seq);
-	atomic_fetch_add(&b->entered, 1);
-	wait_for(&b->open, 1, WAIT_S);
-	atomic_fetch_add(&b->returned, 1);
-	return true;
-}
-
-static const struct umn_interval_ops blocker_ops = {
-	.invalidate = blocker_invalidate,
-};
-
-struct walker {
-	pthread_t thread;
-	struct umn_mm *mm;
-	atomic_int ret, done;
-};
-
-static void *walker_main(void *arg)
-{
-	struct walker *w = arg;
-
-	atomic_store(&w->ret, umn_invalidate(w->mm, 0x100000, 0x110000,
-					     UMN_EVENT_UNMAP));
-	atomic_store(&w->done, 1);
-	return NULL;
-}
-
-/* Insert @b into @mm and start @w, blocked inside @b's callback. */
-static void block_walk(struct walker *w, struct blocker *b, struct umn_mm *mm)
-{
-	assert_int_equal(umn_interval_insert(&b->sub, mm, 0x100000, 0x10000,
-					     &blocker_ops), 0);
-	w->mm = mm;
-	atomic_init(&w->ret, -1);
-	atomic_init(&w->done, 0);
-	assert_int_equal(pthread_create(&w->thread, NULL, walker_main, w), 0);
-	assert_true(wait_for(&b->entered, 1, WAIT_S));
-}
-
-static void join_walk(struct walker *w)
-{
-	assert_true(wait_for(&w->done, 1, WAIT_S));
-	assert_int_equal(pthread_join(w->thread, NULL), 0);
-	assert_int_equal(atomic_load(&w->ret), 0);
-}
-
 /*
  * A thread calling remove(@sub) or synchronize(@mm), recording what the
  * blocker, a pending update and a pending put looked like when it returned.
@@ -432,7 +327,7 @@ static void test_remove_waits_for_running_callback(void **state)
 
 	atomic_store(&b.open, 1);
 	waiter_join(&r);
-	join_walk(&w);
+	walker_join(&w);
 	assert_int_equal(r.ret, 0);
 	assert_int_equal(r.blocker_returned, 1);
 	assert_int_equal(umn_interval_start(&b.sub), 0);
@@ -464,28 +359,13 @@ static void test_remove_other_sub_waits_for_walk(void **state)
 
 	atomic_store(&b.open, 1);
 	waiter_join(&r);
-	join_walk(&w);
+	walker_join(&w);
 	assert_int_equal(r.ret, 0);
 	assert_int_equal(r.blocker_returned, 1);
 	assert_int_equal(umn_interval_start(&t), 0);
 	assert_int_equal(umn_interval_remove(&b.sub), 0);
 	assert_int_equal(umn_mm_free(mm), 0);
 }
-
-struct put_sub {
-	struct umn_interval sub;
-	atomic_int released;
-};
-
-static void put_sub_release(struct umn_interval *sub)
-{
-	atomic_fetch_add(&container_of(sub, struct put_sub, sub)->released, 1);
-}
-
-static const struct umn_interval_ops put_ops = {
-	.invalidate = plain_invalidate,
-	.release = put_sub_release,
-};
 
 /* synchronize() waits for the walk, the update queued before it and the
  * release due before it. */
@@ -494,7 +374,7 @@ static void test_synchronize_waits_for_walk(void **state)
 	struct umn_mm *mm = umn_mm_new();
 	struct blocker b = {0};
 	struct umn_interval t = {0};
-	struct put_sub p = {0};
+	struct counter p = {0};
 	struct walker w;
 	struct waiter s = {0};
 
@@ -502,7 +382,7 @@ static void test_synchronize_waits_for_walk(void **state)
 	assert_int_equal(umn_interval_insert(&t, mm, 0x10000, 0x1000,
 					     &plain_ops), 0);
 	assert_int_equal(umn_interval_insert(&p.sub, mm, 0x20000, 0x1000,
-					     &put_ops), 0);
+					     &counter_ops), 0);
 	block_walk(&w, &b, mm);
 	assert_int_equal(umn_interval_update(&t, 0x30000, 0x1000), 0);
 	assert_int_equal(umn_interval_put(&p.sub), 0);
@@ -518,7 +398,7 @@ static void test_synchronize_waits_for_walk(void **state)
 
 	atomic_store(&b.open, 1);
 	waiter_join(&s);
-	join_walk(&w);
+	walker_join(&w);
 	assert_int_equal(s.ret, 0);
 	assert_int_equal(s.blocker_returned, 1);
 	assert_true(s.updated_start == 0x30000);

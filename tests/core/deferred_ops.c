@@ -10,71 +10,7 @@
  */
 #include "core/helpers.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <time.h>
 #include <unistd.h>
-
-#define WAIT_S 5.0
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-/* Poll until *v >= want or @secs pass; true if reached. */
-static bool wait_for(atomic_int *v, int want, double secs)
-{
-	double deadline = now_s() + secs;
-
-	while (atomic_load(v) < want) {
-		if (now_s() > deadline)
-			return false;
-		sleep_ms(1);
-	}
-	return true;
-}
-
-/* A subscription that counts the walks that reach it. */
-struct counter {
-	struct umn_interval sub;
-	atomic_int calls;
-};
-
-static bool counter_invalidate(struct umn_interval *sub,
-			       const struct umn_range *range,
-			       unsigned long cur_seq)
-{
-	atomic_fetch_add(&container_of(sub, struct counter, sub)->calls, 1);
-	umn_set_seq(sub, cur_seq);
-	return true;
-}
-
-static const struct umn_interval_ops counter_ops = {
-	.invalidate = counter_invalidate,
-};
-
-/* Calls of @c made by one invalidation of [start, end). */
-static int hits(struct umn_mm *mm, struct counter *c, uintptr_t start,
-		uintptr_t end)
-{
-	int before = atomic_load(&c->calls);
-
-	assert_int_equal(umn_invalidate(mm, start, end, UMN_EVENT_UNMAP), 0);
-	return atomic_load(&c->calls) - before;
-}
 
 static void assert_bounds(struct counter *c, uintptr_t start, uintptr_t end)
 {
@@ -83,116 +19,40 @@ static void assert_bounds(struct counter *c, uintptr_t start, uintptr_t end)
 }
 
 /*
- * A subscription whose ->invalidate() first does one deferred operation
- * (an update of @target, or an insert of @target into @mm), then blocks
- * until the test opens it.
+ * A blocker whose ->invalidate() first does one deferred operation (an
+ * update of @target, or an insert of @target into @mm), then blocks until
+ * the test opens it.
  */
-struct blocker {
-	struct umn_interval sub;
+struct doer {
+	struct blocker b;
 	struct umn_mm *mm;
 	struct counter *target;
-	enum { DO_NOTHING, DO_UPDATE, DO_INSERT } action;
+	enum { DO_UPDATE, DO_INSERT } action;
 	uintptr_t at;
 	atomic_int action_ret;
-	atomic_int entered, open, returned;
 };
 
-static bool blocker_invalidate(struct umn_interval *sub,
-			       const struct umn_range *range,
-			       unsigned long cur_seq)
+static void doer_act(struct blocker *b)
 {
-	struct blocker *b = container_of(sub, struct blocker, sub);
+	struct doer *d = container_of(b, struct doer, b);
 
-	umn_set_seq(sub, cur_seq);
-	if (b->action == DO_UPDATE)
-		atomic_store(&b->action_ret,
-			     umn_interval_update(&b->target->sub, b->at,
+	if (d->action == DO_UPDATE)
+		atomic_store(&d->action_ret,
+			     umn_interval_update(&d->target->sub, d->at,
 						 0x10000));
-	else if (b->action == DO_INSERT)
-		atomic_store(&b->action_ret,
-			     umn_interval_insert(&b->target->sub, b->mm, b->at,
-						 0x10000, &counter_ops));
-	atomic_fetch_add(&b->entered, 1);
-	wait_for(&b->open, 1, WAIT_S);
-	atomic_fetch_add(&b->returned, 1);
-	return true;
+	else
+		atomic_store(&d->action_ret,
+			     umn_interval_insert(&d->target->sub, d->mm, d->at,
+						 0x10000,
+						 &counter_norelease_ops));
 }
 
-static const struct umn_interval_ops blocker_ops = {
-	.invalidate = blocker_invalidate,
-};
-
-#define BLOCKER_START 0x100000
-#define BLOCKER_END   0x110000
-
-/* Walker B: a thread invalidating the blocker's range. */
-struct walker {
-	pthread_t thread;
-	struct umn_mm *mm;
-	atomic_int ret, done;
-};
-
-static void *walker_main(void *arg)
-{
-	struct walker *w = arg;
-
-	atomic_store(&w->ret, umn_invalidate(w->mm, BLOCKER_START, BLOCKER_END,
-					     UMN_EVENT_UNMAP));
-	atomic_store(&w->done, 1);
-	return NULL;
-}
-
-/* Insert @b into @mm and start walker @w, blocked inside @b's callback. */
-static void block_walk(struct walker *w, struct blocker *b, struct umn_mm *mm)
-{
-	assert_int_equal(umn_interval_insert(&b->sub, mm, BLOCKER_START,
-					     BLOCKER_END - BLOCKER_START,
-					     &blocker_ops), 0);
-	w->mm = mm;
-	atomic_init(&w->ret, -1);
-	atomic_init(&w->done, 0);
-	assert_int_equal(pthread_create(&w->thread, NULL, walker_main, w), 0);
-	assert_true(wait_for(&b->entered, 1, WAIT_S));
-}
-
-/* Open @b and join @w (bounded), then remove @b. */
+/* Open @b and join walker @w (bounded), then remove @b. */
 static void unblock_walk(struct walker *w, struct blocker *b)
 {
 	atomic_store(&b->open, 1);
-	assert_true(wait_for(&w->done, 1, WAIT_S));
-	assert_int_equal(pthread_join(w->thread, NULL), 0);
-	assert_int_equal(atomic_load(&w->ret), 0);
+	walker_join(w);
 	assert_int_equal(umn_interval_remove(&b->sub), 0);
-}
-
-/* A thread calling umn_read_begin(). */
-struct reader {
-	pthread_t thread;
-	struct umn_interval *sub;
-	unsigned long seq;          /* written before done is set */
-	atomic_int done;
-};
-
-static void *reader_main(void *arg)
-{
-	struct reader *r = arg;
-
-	r->seq = umn_read_begin(r->sub);
-	atomic_store(&r->done, 1);
-	return NULL;
-}
-
-static void reader_start(struct reader *r, struct umn_interval *sub)
-{
-	r->sub = sub;
-	atomic_init(&r->done, 0);
-	assert_int_equal(pthread_create(&r->thread, NULL, reader_main, r), 0);
-}
-
-static void reader_join(struct reader *r)
-{
-	assert_true(wait_for(&r->done, 1, WAIT_S));
-	assert_int_equal(pthread_join(r->thread, NULL), 0);
 }
 
 /*
@@ -204,7 +64,7 @@ static void test_updates_apply_when_last_walker_ends(void **state)
 {
 	struct umn_mm *mm = umn_mm_new();
 	struct counter t = {0};
-	struct blocker b = {0};
+	struct doer d = {0};
 	struct walker w;
 	struct umn_range a = {
 		.start = 0x900000, .end = 0x900001,
@@ -214,12 +74,13 @@ static void test_updates_apply_when_last_walker_ends(void **state)
 	assert_non_null(mm);
 	a.mm = mm;
 	assert_int_equal(umn_interval_insert(&t.sub, mm, 0x10000, 0x10000,
-					     &counter_ops), 0);
-	b.target = &t;
-	b.action = DO_UPDATE;
-	b.at = 0x30000;
-	block_walk(&w, &b, mm);
-	assert_int_equal(atomic_load(&b.action_ret), 0);
+					     &counter_norelease_ops), 0);
+	d.b.first = doer_act;
+	d.target = &t;
+	d.action = DO_UPDATE;
+	d.at = 0x30000;
+	block_walk(&w, &d.b, mm);
+	assert_int_equal(atomic_load(&d.action_ret), 0);
 
 	assert_int_equal(umn_invalidate_range_start(&a), 0);
 	assert_int_equal(umn_interval_update(&t.sub, 0x50000, 0x10000), 0);
@@ -229,12 +90,12 @@ static void test_updates_apply_when_last_walker_ends(void **state)
 	assert_bounds(&t, 0x10000, 0x20000);
 	assert_int_equal(atomic_load(&w.done), 0);
 
-	unblock_walk(&w, &b);
+	unblock_walk(&w, &d.b);
 	assert_bounds(&t, 0x50000, 0x60000);
-	assert_int_equal(hits(mm, &t, 0x10000, 0x20000), 0);
-	assert_int_equal(hits(mm, &t, 0x30000, 0x40000), 0);
-	assert_int_equal(hits(mm, &t, 0x50000, 0x50001), 1);
-	assert_int_equal(hits(mm, &t, 0x5ffff, 0x60000), 1);
+	assert_int_equal(hits(mm, &t.calls, 0x10000, 0x20000), 0);
+	assert_int_equal(hits(mm, &t.calls, 0x30000, 0x40000), 0);
+	assert_int_equal(hits(mm, &t.calls, 0x50000, 0x50001), 1);
+	assert_int_equal(hits(mm, &t.calls, 0x5ffff, 0x60000), 1);
 
 	assert_int_equal(umn_interval_remove(&t.sub), 0);
 	assert_int_equal(umn_mm_free(mm), 0);
@@ -255,7 +116,7 @@ static void test_updates_apply_when_last_walker_ends_reversed(void **state)
 	assert_non_null(mm);
 	a.mm = mm;
 	assert_int_equal(umn_interval_insert(&t.sub, mm, 0x10000, 0x10000,
-					     &counter_ops), 0);
+					     &counter_norelease_ops), 0);
 	block_walk(&w, &b, mm);
 	assert_int_equal(umn_invalidate_range_start(&a), 0);
 	assert_int_equal(umn_interval_update(&t.sub, 0x30000, 0x10000), 0);
@@ -263,17 +124,15 @@ static void test_updates_apply_when_last_walker_ends_reversed(void **state)
 	assert_int_equal(umn_interval_update(&t.sub, 0x50000, 0x10000), 0);
 
 	atomic_store(&b.open, 1);
-	assert_true(wait_for(&w.done, 1, WAIT_S));
-	assert_int_equal(pthread_join(w.thread, NULL), 0);
-	assert_int_equal(atomic_load(&w.ret), 0);
+	walker_join(&w);
 	/* A still walks. */
 	assert_bounds(&t, 0x10000, 0x20000);
 	umn_invalidate_range_end(&a);
 	assert_bounds(&t, 0x50000, 0x60000);
-	assert_int_equal(hits(mm, &t, 0x10000, 0x20000), 0);
-	assert_int_equal(hits(mm, &t, 0x30000, 0x40000), 0);
-	assert_int_equal(hits(mm, &t, 0x70000, 0x80000), 0);
-	assert_int_equal(hits(mm, &t, 0x50000, 0x60000), 1);
+	assert_int_equal(hits(mm, &t.calls, 0x10000, 0x20000), 0);
+	assert_int_equal(hits(mm, &t.calls, 0x30000, 0x40000), 0);
+	assert_int_equal(hits(mm, &t.calls, 0x70000, 0x80000), 0);
+	assert_int_equal(hits(mm, &t.calls, 0x50000, 0x60000), 1);
 
 	assert_int_equal(umn_interval_remove(&b.sub), 0);
 	assert_int_equal(umn_interval_remove(&t.sub), 0);
@@ -299,7 +158,7 @@ static bool inserter_invalidate(struct umn_interval *sub,
 	if (!in->calls++)
 		in->insert_ret = umn_interval_insert(&in->n->sub, in->mm,
 						     0x18000, 0x8000,
-						     &counter_ops);
+						     &counter_norelease_ops);
 	return true;
 }
 
@@ -327,9 +186,9 @@ static void test_insert_in_callback_visible_after_walk(void **state)
 	assert_int_equal(atomic_load(&n.calls), 0);
 
 	assert_bounds(&n, 0x18000, 0x20000);
-	assert_int_equal(hits(mm, &n, 0x10000, 0x20000), 1);
-	assert_int_equal(hits(mm, &n, 0x1ffff, 0x20001), 1);
-	assert_int_equal(hits(mm, &n, 0x17000, 0x18000), 0);
+	assert_int_equal(hits(mm, &n.calls, 0x10000, 0x20000), 1);
+	assert_int_equal(hits(mm, &n.calls, 0x1ffff, 0x20001), 1);
+	assert_int_equal(hits(mm, &n.calls, 0x17000, 0x18000), 0);
 
 	assert_int_equal(umn_interval_remove(&n.sub), 0);
 	assert_int_equal(umn_interval_remove(&s.sub), 0);
@@ -342,23 +201,24 @@ static void test_insert_in_callback_missed_by_concurrent_walk(void **state)
 {
 	struct umn_mm *mm = umn_mm_new();
 	struct counter n = {0};
-	struct blocker b = {0};
+	struct doer d = {0};
 	struct walker w;
 
 	assert_non_null(mm);
-	b.mm = mm;
-	b.target = &n;
-	b.action = DO_INSERT;
-	b.at = 0x18000;
-	block_walk(&w, &b, mm);
-	assert_int_equal(atomic_load(&b.action_ret), 0);
+	d.b.first = doer_act;
+	d.mm = mm;
+	d.target = &n;
+	d.action = DO_INSERT;
+	d.at = 0x18000;
+	block_walk(&w, &d.b, mm);
+	assert_int_equal(atomic_load(&d.action_ret), 0);
 
-	assert_int_equal(hits(mm, &n, 0x18000, 0x28000), 0);
-	assert_int_equal(hits(mm, &n, 0, BLOCKER_START), 0);
+	assert_int_equal(hits(mm, &n.calls, 0x18000, 0x28000), 0);
+	assert_int_equal(hits(mm, &n.calls, 0, BLOCKER_START), 0);
 
-	unblock_walk(&w, &b);
-	assert_int_equal(hits(mm, &n, 0x18000, 0x28000), 1);
-	assert_int_equal(hits(mm, &n, 0x27fff, 0x28000), 1);
+	unblock_walk(&w, &d.b);
+	assert_int_equal(hits(mm, &n.calls, 0x18000, 0x28000), 1);
+	assert_int_equal(hits(mm, &n.calls, 0x27fff, 0x28000), 1);
 
 	assert_int_equal(umn_interval_remove(&n.sub), 0);
 	assert_int_equal(umn_mm_free(mm), 0);
@@ -378,10 +238,10 @@ static void test_read_begin_waits_for_deferred_insert(void **state)
 
 	assert_non_null(mm);
 	assert_int_equal(umn_interval_insert(&live.sub, mm, 0x10000, 0x1000,
-					     &counter_ops), 0);
+					     &counter_norelease_ops), 0);
 	block_walk(&w, &b, mm);
 	assert_int_equal(umn_interval_insert(&n.sub, mm, 0x20000, 0x1000,
-					     &counter_ops), 0);
+					     &counter_norelease_ops), 0);
 
 	reader_start(&rl, &live.sub);
 	reader_join(&rl);
@@ -394,7 +254,7 @@ static void test_read_begin_waits_for_deferred_insert(void **state)
 	unblock_walk(&w, &b);
 	reader_join(&rn);
 	assert_false(umn_read_retry(&n.sub, rn.seq));
-	assert_int_equal(hits(mm, &n, 0x20000, 0x21000), 1);
+	assert_int_equal(hits(mm, &n.calls, 0x20000, 0x21000), 1);
 	assert_true(umn_read_retry(&n.sub, rn.seq));
 
 	assert_int_equal(umn_interval_remove(&n.sub), 0);
@@ -413,9 +273,9 @@ static void test_read_begin_waits_for_deferred_update(void **state)
 
 	assert_non_null(mm);
 	assert_int_equal(umn_interval_insert(&t.sub, mm, 0x10000, 0x1000,
-					     &counter_ops), 0);
+					     &counter_norelease_ops), 0);
 	assert_int_equal(umn_interval_insert(&live.sub, mm, 0x30000, 0x1000,
-					     &counter_ops), 0);
+					     &counter_norelease_ops), 0);
 	block_walk(&w, &b, mm);
 	assert_int_equal(umn_interval_update(&t.sub, 0x20000, 0x1000), 0);
 
@@ -430,7 +290,7 @@ static void test_read_begin_waits_for_deferred_update(void **state)
 	reader_join(&rt);
 	assert_bounds(&t, 0x20000, 0x21000);
 	assert_false(umn_read_retry(&t.sub, rt.seq));
-	assert_int_equal(hits(mm, &t, 0x20000, 0x21000), 1);
+	assert_int_equal(hits(mm, &t.calls, 0x20000, 0x21000), 1);
 	assert_true(umn_read_retry(&t.sub, rt.seq));
 
 	assert_int_equal(umn_interval_remove(&t.sub), 0);
@@ -452,37 +312,20 @@ static void test_insert_then_update_in_one_walk(void **state)
 	a.mm = mm;
 	assert_int_equal(umn_invalidate_range_start(&a), 0);
 	assert_int_equal(umn_interval_insert(&n.sub, mm, 0x10000, 0x1000,
-					     &counter_ops), 0);
+					     &counter_norelease_ops), 0);
 	assert_int_equal(umn_interval_update(&n.sub, 0x20000, 0x1000), 0);
 	umn_invalidate_range_end(&a);
 	assert_bounds(&n, 0x20000, 0x21000);
-	assert_int_equal(hits(mm, &n, 0x10000, 0x11000), 0);
-	assert_int_equal(hits(mm, &n, 0x20000, 0x21000), 1);
+	assert_int_equal(hits(mm, &n.calls, 0x10000, 0x11000), 0);
+	assert_int_equal(hits(mm, &n.calls, 0x20000, 0x21000), 1);
 	assert_int_equal(umn_interval_remove(&n.sub), 0);
 	assert_int_equal(umn_mm_free(mm), 0);
 }
 
-struct released {
-	struct counter c;
-	atomic_int released;
-};
-
-static void released_release(struct umn_interval *sub)
-{
-	struct counter *c = container_of(sub, struct counter, sub);
-
-	atomic_fetch_add(&container_of(c, struct released, c)->released, 1);
-}
-
-static const struct umn_interval_ops released_ops = {
-	.invalidate = counter_invalidate,
-	.release = released_release,
-};
-
 static void test_update_then_put_in_one_walk(void **state)
 {
 	struct umn_mm *mm = umn_mm_new();
-	struct released p = {0}, q = {0};
+	struct counter p = {0}, q = {0};
 	struct umn_range a = {
 		.start = 0x900000, .end = 0x900001,
 		.event = UMN_EVENT_UNMAP, .flags = UMN_RANGE_BLOCKABLE,
@@ -490,22 +333,22 @@ static void test_update_then_put_in_one_walk(void **state)
 
 	assert_non_null(mm);
 	a.mm = mm;
-	assert_int_equal(umn_interval_insert(&p.c.sub, mm, 0x10000, 0x1000,
-					     &released_ops), 0);
+	assert_int_equal(umn_interval_insert(&p.sub, mm, 0x10000, 0x1000,
+					     &counter_ops), 0);
 	assert_int_equal(umn_invalidate_range_start(&a), 0);
-	assert_int_equal(umn_interval_update(&p.c.sub, 0x20000, 0x1000), 0);
-	assert_int_equal(umn_interval_put(&p.c.sub), 0);
+	assert_int_equal(umn_interval_update(&p.sub, 0x20000, 0x1000), 0);
+	assert_int_equal(umn_interval_put(&p.sub), 0);
 	/* And a subscription inserted then put within the walk. */
-	assert_int_equal(umn_interval_insert(&q.c.sub, mm, 0x30000, 0x1000,
-					     &released_ops), 0);
-	assert_int_equal(umn_interval_put(&q.c.sub), 0);
+	assert_int_equal(umn_interval_insert(&q.sub, mm, 0x30000, 0x1000,
+					     &counter_ops), 0);
+	assert_int_equal(umn_interval_put(&q.sub), 0);
 	assert_int_equal(atomic_load(&p.released), 0);
 	assert_int_equal(atomic_load(&q.released), 0);
 	umn_invalidate_range_end(&a);
 	assert_int_equal(atomic_load(&p.released), 1);
 	assert_int_equal(atomic_load(&q.released), 1);
-	assert_int_equal(hits(mm, &p.c, 0, UINTPTR_MAX), 0);
-	assert_int_equal(atomic_load(&q.c.calls), 0);
+	assert_int_equal(hits(mm, &p.calls, 0, UINTPTR_MAX), 0);
+	assert_int_equal(atomic_load(&q.calls), 0);
 	assert_int_equal(umn_mm_free(mm), 0);
 }
 

@@ -9,42 +9,7 @@
  */
 #include "core/helpers.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <time.h>
 #include <unistd.h>
-
-#define WAIT_S 5.0
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-/* Poll until *v >= want or @secs pass; true if reached. */
-static bool wait_for(atomic_int *v, int want, double secs)
-{
-	double deadline = now_s() + secs;
-
-	while (atomic_load(v) < want) {
-		if (now_s() > deadline)
-			return false;
-		sleep_ms(1);
-	}
-	return true;
-}
 
 /*
  * A library call run on a helper thread, so that a call that hangs
@@ -125,36 +90,6 @@ static const struct umn_interval_ops refuser_ops = {
 	.invalidate = refuser_invalidate,
 };
 
-struct counter {
-	struct umn_interval sub;
-	atomic_int calls;
-	atomic_int released;
-	atomic_int calls_after_release;
-};
-
-static bool counter_invalidate(struct umn_interval *sub,
-			       const struct umn_range *range,
-			       unsigned long cur_seq)
-{
-	struct counter *c = container_of(sub, struct counter, sub);
-
-	if (atomic_load(&c->released))
-		atomic_fetch_add(&c->calls_after_release, 1);
-	atomic_fetch_add(&c->calls, 1);
-	umn_set_seq(sub, cur_seq);
-	return true;
-}
-
-static void counter_release(struct umn_interval *sub)
-{
-	atomic_fetch_add(&container_of(sub, struct counter, sub)->released, 1);
-}
-
-static const struct umn_interval_ops counter_ops = {
-	.invalidate = counter_invalidate,
-	.release = counter_release,
-};
-
 static bool refuser_invalidate(struct umn_interval *sub,
 			       const struct umn_range *range,
 			       unsigned long cur_seq)
@@ -179,16 +114,6 @@ static bool refuser_invalidate(struct umn_interval *sub,
 		r->self_update_ret = umn_interval_update(sub, 0x80000, 0x1000);
 	}
 	return false;
-}
-
-/* Calls of @c made by one invalidation of [start, end). */
-static int hits(struct umn_mm *mm, atomic_int *calls, uintptr_t start,
-		uintptr_t end)
-{
-	int before = atomic_load(calls);
-
-	assert_int_equal(umn_invalidate(mm, start, end, UMN_EVENT_UNMAP), 0);
-	return atomic_load(calls) - before;
 }
 
 static void test_false_returns_eagain(void **state)
@@ -355,44 +280,6 @@ static void test_umn_invalidate_eagain(void **state)
 	assert_int_equal(umn_mm_free(mm), 0);
 }
 
-/* A subscription whose ->invalidate() blocks until the test opens it. */
-struct blocker {
-	struct umn_interval sub;
-	atomic_int entered, open;
-};
-
-static bool blocker_invalidate(struct umn_interval *sub,
-			       const struct umn_range *range,
-			       unsigned long cur_seq)
-{
-	struct blocker *b = container_of(sub, struct blocker, sub);
-
-	umn_set_seq(sub, cur_seq);
-	atomic_fetch_add(&b->entered, 1);
-	wait_for(&b->open, 1, WAIT_S);
-	return true;
-}
-
-static const struct umn_interval_ops blocker_ops = {
-	.invalidate = blocker_invalidate,
-};
-
-struct walker {
-	pthread_t thread;
-	struct umn_mm *mm;
-	atomic_int ret, done;
-};
-
-static void *walker_main(void *arg)
-{
-	struct walker *w = arg;
-
-	atomic_store(&w->ret, umn_invalidate(w->mm, 0x100000, 0x110000,
-					     UMN_EVENT_UNMAP));
-	atomic_store(&w->done, 1);
-	return NULL;
-}
-
 /*
  * Another walker is still active when the refused walk ends: the refused
  * one must not apply the deferred operations (it is not the last), and
@@ -422,13 +309,7 @@ static void test_false_with_concurrent_walker(void **state)
 					     &counter_ops), 0);
 	assert_int_equal(umn_interval_insert(&p.sub, mm, 0x30000, 0x1000,
 					     &counter_ops), 0);
-	assert_int_equal(umn_interval_insert(&b.sub, mm, 0x100000, 0x10000,
-					     &blocker_ops), 0);
-	w.mm = mm;
-	atomic_init(&w.ret, -1);
-	atomic_init(&w.done, 0);
-	assert_int_equal(pthread_create(&w.thread, NULL, walker_main, &w), 0);
-	assert_true(wait_for(&b.entered, 1, WAIT_S));
+	block_walk(&w, &b, mm);
 
 	assert_int_equal(umn_invalidate_range_start(&r), -EAGAIN);
 	assert_true(f.ops_done);
@@ -439,9 +320,7 @@ static void test_false_with_concurrent_walker(void **state)
 	assert_true(umn_interval_start(&f.sub) == 0x10000);
 
 	atomic_store(&b.open, 1);
-	assert_true(wait_for(&w.done, 1, WAIT_S));
-	assert_int_equal(pthread_join(w.thread, NULL), 0);
-	assert_int_equal(atomic_load(&w.ret), 0);
+	walker_join(&w);
 
 	assert_int_equal(atomic_load(&p.released), 1);
 	assert_true(umn_interval_start(&u.sub) == 0x60000);

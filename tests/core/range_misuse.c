@@ -26,17 +26,9 @@ static bool end_inside(struct umn_interval *sub, const struct umn_range *range,
 	return true;
 }
 
-static bool plain(struct umn_interval *sub, const struct umn_range *range,
-		  unsigned long cur_seq)
-{
-	umn_set_seq(sub, cur_seq);
-	return true;
-}
-
 static const struct umn_interval_ops end_inside_ops = {
 	.invalidate = end_inside,
 };
-static const struct umn_interval_ops plain_ops = { .invalidate = plain };
 
 static void *end_range(void *range)
 {

@@ -9,44 +9,9 @@
  */
 #include "core/helpers.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <time.h>
 #include <unistd.h>
 
-#define WAIT_S 5.0
-
 static _Thread_local int tl_tid;
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-/* Poll until *v >= want or @secs pass; true if reached. */
-static bool wait_for(atomic_int *v, int want, double secs)
-{
-	double deadline = now_s() + secs;
-
-	while (atomic_load(v) < want) {
-		if (now_s() > deadline)
-			return false;
-		sleep_ms(1);
-	}
-	return true;
-}
 
 /* A subscription that puts itself when all of it is invalidated. */
 struct putter {
@@ -134,67 +99,27 @@ static void putter_check_clean(struct putter *p)
 	assert_int_equal(atomic_load(&p->released_at_put), 0);
 }
 
-/* A subscription whose ->invalidate() blocks until the test opens it. */
-struct blocker {
-	struct umn_interval sub;
-	atomic_int entered, open, returned;
-};
-
-static bool blocker_invalidate(struct umn_interval *sub,
-			       const struct umn_range *range,
-			       unsigned long cur_seq)
-{
-	struct blocker *b = container_of(sub, struct blocker, sub);
-
-	umn_set_seq(sub, cur_seq);
-	atomic_fetch_add(&b->entered, 1);
-	wait_for(&b->open, 1, WAIT_S);
-	atomic_fetch_add(&b->returned, 1);
-	return true;
-}
-
-static const struct umn_interval_ops blocker_ops = {
-	.invalidate = blocker_invalidate,
-};
-
-struct walker {
-	pthread_t thread;
+/* A walker that runs as thread @tid (tl_tid) of the test. */
+struct tid_walker {
+	struct walker w;
 	int tid;
-	struct umn_mm *mm;
-	uintptr_t start, end;
-	atomic_int ret;
-	atomic_int done;
 };
 
-static void *walker_main(void *arg)
+static void *tid_walker_main(void *arg)
 {
-	struct walker *w = arg;
+	struct tid_walker *t = arg;
 
-	tl_tid = w->tid;
-	atomic_store(&w->ret, umn_invalidate(w->mm, w->start, w->end,
-					     UMN_EVENT_UNMAP));
-	atomic_store(&w->done, 1);
-	return NULL;
+	tl_tid = t->tid;
+	return walker_main(&t->w);
 }
 
-static void walker_start(struct walker *w, int tid, struct umn_mm *mm,
-			 uintptr_t start, uintptr_t end)
+static void tid_walker_start(struct tid_walker *t, int tid, struct umn_mm *mm,
+			     uintptr_t start, uintptr_t end)
 {
-	w->tid = tid;
-	w->mm = mm;
-	w->start = start;
-	w->end = end;
-	atomic_store(&w->ret, -1);
-	atomic_store(&w->done, 0);
-	assert_int_equal(pthread_create(&w->thread, NULL, walker_main, w), 0);
-}
-
-/* Join @w, failing (not hanging) if it does not finish in time. */
-static void walker_join(struct walker *w)
-{
-	assert_true(wait_for(&w->done, 1, WAIT_S));
-	assert_int_equal(pthread_join(w->thread, NULL), 0);
-	assert_int_equal(atomic_load(&w->ret), 0);
+	t->tid = tid;
+	walker_init(&t->w, mm, start, end);
+	assert_int_equal(pthread_create(&t->w.thread, NULL, tid_walker_main, t),
+			 0);
 }
 
 static void test_put_outside_walk_releases_before_return(void **state)
@@ -312,7 +237,7 @@ static void test_put_waits_for_second_walker(void **state)
 	struct umn_mm *mm = umn_mm_new();
 	struct putter p = {0};
 	struct blocker b = {0};
-	struct walker wb;
+	struct tid_walker wb;
 
 	assert_non_null(mm);
 	tl_tid = 1;
@@ -320,7 +245,7 @@ static void test_put_waits_for_second_walker(void **state)
 					     &putter_ops), 0);
 	assert_int_equal(umn_interval_insert(&b.sub, mm, 0x100000, 0x10000,
 					     &blocker_ops), 0);
-	walker_start(&wb, 2, mm, 0x100000, 0x110000);
+	tid_walker_start(&wb, 2, mm, 0x100000, 0x110000);
 	assert_true(wait_for(&b.entered, 1, WAIT_S));
 
 	assert_int_equal(umn_invalidate(mm, 0x10000, 0x20000, UMN_EVENT_UNMAP),
@@ -328,10 +253,10 @@ static void test_put_waits_for_second_walker(void **state)
 	assert_int_equal(atomic_load(&p.put_ok), 1);
 	sleep_ms(50);
 	assert_int_equal(atomic_load(&p.released), 0);
-	assert_int_equal(atomic_load(&wb.done), 0);
+	assert_int_equal(atomic_load(&wb.w.done), 0);
 
 	atomic_store(&b.open, 1);
-	walker_join(&wb);
+	walker_join(&wb.w);
 	putter_check_clean(&p);
 	assert_int_equal(atomic_load(&p.release_tid), 2);
 	assert_int_equal(atomic_load(&b.returned), 1);
@@ -353,7 +278,7 @@ static void test_put_second_walker_also_covers_it(void **state)
 	struct umn_mm *mm = umn_mm_new();
 	struct putter p = {0};
 	struct blocker b = {0};
-	struct walker wb;
+	struct tid_walker wb;
 
 	assert_non_null(mm);
 	tl_tid = 1;
@@ -361,7 +286,7 @@ static void test_put_second_walker_also_covers_it(void **state)
 					     &blocker_ops), 0);
 	assert_int_equal(umn_interval_insert(&p.sub, mm, 0x200000, 0x10000,
 					     &putter_ops), 0);
-	walker_start(&wb, 2, mm, 0x100000, 0x210000);
+	tid_walker_start(&wb, 2, mm, 0x100000, 0x210000);
 	assert_true(wait_for(&b.entered, 1, WAIT_S));
 
 	assert_int_equal(umn_invalidate(mm, 0x200000, 0x210000,
@@ -371,7 +296,7 @@ static void test_put_second_walker_also_covers_it(void **state)
 	assert_int_equal(atomic_load(&p.released), 0);
 
 	atomic_store(&b.open, 1);
-	walker_join(&wb);
+	walker_join(&wb.w);
 	putter_check_clean(&p);
 	assert_int_equal(atomic_load(&p.release_tid), 2);
 	assert_true(atomic_load(&p.calls) >= 1);

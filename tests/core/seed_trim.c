@@ -9,12 +9,11 @@
  */
 #include "core/helpers.h"
 
-#include <stdbool.h>
 #include <unistd.h>
 
 struct trimmer {
 	struct umn_interval sub;
-	int calls;
+	atomic_int calls;
 	int trims;
 	int update_ret;
 	/* Bounds seen inside the last callback, before and after update(). */
@@ -52,16 +51,6 @@ static const struct umn_interval_ops trimmer_ops = {
 	.invalidate = trimmer_invalidate,
 };
 
-/* Calls of @t made by one invalidation of [start, end). */
-static int hits(struct umn_mm *mm, struct trimmer *t, uintptr_t start,
-		uintptr_t end)
-{
-	int before = t->calls;
-
-	assert_int_equal(umn_invalidate(mm, start, end, UMN_EVENT_UNMAP), 0);
-	return t->calls - before;
-}
-
 static void assert_bounds(struct trimmer *t, uintptr_t start, uintptr_t end)
 {
 	assert_true(umn_interval_start(&t->sub) == start);
@@ -77,7 +66,7 @@ static void test_trim_head(void **state)
 	assert_int_equal(umn_interval_insert(&t.sub, mm, 0x10000, 0x10000,
 					     &trimmer_ops), 0);
 	/* Unmap from below the subscription into its head. */
-	assert_int_equal(hits(mm, &t, 0xf000, 0x14000), 1);
+	assert_int_equal(hits(mm, &t.calls, 0xf000, 0x14000), 1);
 	assert_int_equal(t.trims, 1);
 	assert_int_equal(t.update_ret, 0);
 	assert_true(t.seen_start == 0x10000 && t.seen_end == 0x20000);
@@ -85,17 +74,17 @@ static void test_trim_head(void **state)
 	assert_bounds(&t, 0x14000, 0x20000);
 
 	/* The trimmed-away head is no longer watched... */
-	assert_int_equal(hits(mm, &t, 0x10000, 0x14000), 0);
-	assert_int_equal(hits(mm, &t, 0x13fff, 0x14000), 0);
+	assert_int_equal(hits(mm, &t.calls, 0x10000, 0x14000), 0);
+	assert_int_equal(hits(mm, &t.calls, 0x13fff, 0x14000), 0);
 	/* ...the kept part is. */
-	assert_int_equal(hits(mm, &t, 0x18000, 0x18800), 1);
-	assert_int_equal(hits(mm, &t, 0x1fff0, 0x1fff1), 1);
+	assert_int_equal(hits(mm, &t.calls, 0x18000, 0x18800), 1);
+	assert_int_equal(hits(mm, &t.calls, 0x1fff0, 0x1fff1), 1);
 	assert_int_equal(t.trims, 1);
 	assert_true(t.seen_start == 0x14000 && t.seen_end == 0x20000);
 	assert_bounds(&t, 0x14000, 0x20000);
 
 	/* A range straddling the new start reaches it (and trims again). */
-	assert_int_equal(hits(mm, &t, 0x13000, 0x14001), 1);
+	assert_int_equal(hits(mm, &t.calls, 0x13000, 0x14001), 1);
 	assert_int_equal(t.trims, 2);
 	assert_bounds(&t, 0x14001, 0x20000);
 
@@ -111,22 +100,22 @@ static void test_trim_tail(void **state)
 	assert_non_null(mm);
 	assert_int_equal(umn_interval_insert(&t.sub, mm, 0x10000, 0x10000,
 					     &trimmer_ops), 0);
-	assert_int_equal(hits(mm, &t, 0x1c000, 0x30000), 1);
+	assert_int_equal(hits(mm, &t.calls, 0x1c000, 0x30000), 1);
 	assert_int_equal(t.trims, 1);
 	assert_int_equal(t.update_ret, 0);
 	assert_true(t.seen_start == 0x10000 && t.seen_end == 0x20000);
 	assert_true(t.after_start == 0x10000 && t.after_end == 0x20000);
 	assert_bounds(&t, 0x10000, 0x1c000);
 
-	assert_int_equal(hits(mm, &t, 0x1c000, 0x20000), 0);
-	assert_int_equal(hits(mm, &t, 0x1c000, 0x1c001), 0);
-	assert_int_equal(hits(mm, &t, 0x10001, 0x10002), 1);
-	assert_int_equal(hits(mm, &t, 0x14000, 0x15000), 1);
+	assert_int_equal(hits(mm, &t.calls, 0x1c000, 0x20000), 0);
+	assert_int_equal(hits(mm, &t.calls, 0x1c000, 0x1c001), 0);
+	assert_int_equal(hits(mm, &t.calls, 0x10001, 0x10002), 1);
+	assert_int_equal(hits(mm, &t.calls, 0x14000, 0x15000), 1);
 	assert_int_equal(t.trims, 1);
 	assert_bounds(&t, 0x10000, 0x1c000);
 
 	/* The last kept byte is still watched (and trimmed off now). */
-	assert_int_equal(hits(mm, &t, 0x1bfff, 0x1c000), 1);
+	assert_int_equal(hits(mm, &t.calls, 0x1bfff, 0x1c000), 1);
 	assert_int_equal(t.trims, 2);
 	assert_bounds(&t, 0x10000, 0x1bfff);
 
@@ -190,8 +179,8 @@ static void test_trim_applies_at_range_end(void **state)
 	assert_bounds(&t, 0x10000, 0x20000);
 	umn_invalidate_range_end(&r);
 	assert_bounds(&t, 0x14000, 0x20000);
-	assert_int_equal(hits(mm, &t, 0x10000, 0x14000), 0);
-	assert_int_equal(hits(mm, &t, 0x14000, 0x20000), 1);
+	assert_int_equal(hits(mm, &t.calls, 0x10000, 0x14000), 0);
+	assert_int_equal(hits(mm, &t.calls, 0x14000, 0x20000), 1);
 
 	assert_int_equal(umn_interval_remove(&t.sub), 0);
 	assert_int_equal(umn_mm_free(mm), 0);
@@ -209,15 +198,15 @@ static void test_trim_and_sequence(void **state)
 	assert_int_equal(umn_interval_insert(&t.sub, mm, 0x10000, 0x10000,
 					     &trimmer_ops), 0);
 	seq = umn_read_begin(&t.sub);
-	assert_int_equal(hits(mm, &t, 0x1c000, 0x20000), 1);
+	assert_int_equal(hits(mm, &t.calls, 0x1c000, 0x20000), 1);
 	assert_true(umn_read_retry(&t.sub, seq));
 
 	seq = umn_read_begin(&t.sub);
 	assert_false(umn_read_retry(&t.sub, seq));
-	assert_int_equal(hits(mm, &t, 0x1c000, 0x20000), 0);
+	assert_int_equal(hits(mm, &t.calls, 0x1c000, 0x20000), 0);
 	assert_false(umn_read_retry(&t.sub, seq));
 	assert_false(umn_check_retry(&t.sub, seq));
-	assert_int_equal(hits(mm, &t, 0x10000, 0x10001), 1);
+	assert_int_equal(hits(mm, &t.calls, 0x10000, 0x10001), 1);
 	assert_true(umn_read_retry(&t.sub, seq));
 
 	assert_int_equal(umn_interval_remove(&t.sub), 0);
