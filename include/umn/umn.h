@@ -85,7 +85,7 @@ struct umn_range {
 	/* private */
 	struct umn_range *umn__prev;  /* the thread's enclosing range */
 	const void *umn__thread;      /* the thread that began it, until ended */
-	unsigned umn__walking;        /* range_start is calling ->invalidate() */
+	unsigned umn__mode;           /* how it walks; see src/core/walk.c */
 };
 
 /**

@@ -3,23 +3,27 @@
  * core.h — the state of a space and of a subscription, shared by the core's
  * files.  docs/design.md draws the same picture with the reasoning.
  *
- * A space alternates between two states:
+ * Walks come in two kinds.  A walk whose range overlaps no subscription
+ * when it begins is lock-free: it counts itself in a slot (see below) until
+ * it ends and calls nothing.  A walk that finds an overlap is locked: it
+ * counts itself in `active` under the lock and calls ->invalidate().
  *
- *   idle     active == 0, seq even.  The tree may change, under the lock.
- *            Inserts, puts, removes and updates take effect at once; an
- *            insert or update also moves seq on by 2, so that the
- *            subscription gets a sequence no reader of it holds.
- *   walking  active > 0, seq odd.  One or more walks (range_start ..
- *            range_end) are in progress on any threads.  The tree does not
- *            change, so walkers read it without the lock.  Inserts, puts,
- *            removes and updates are queued on the deferred list, in order,
- *            and the walk that ends last applies them under the lock, makes
- *            seq even again, wakes the waiters, drops the lock and then calls
- *            the ->release() of the subscriptions put.
+ *   idle     no walk of either kind.  The tree may change, under the lock
+ *            with `writing` set.  Inserts, puts, removes and updates take
+ *            effect at once; an insert or update also moves seq on by 2, so
+ *            that the subscription gets a sequence no reader of it holds.
+ *   walking  some walk in progress.  The tree does not change, so walkers
+ *            read it without the lock.  Inserts, puts, removes and updates
+ *            are queued on the deferred list, in order; the walk that ends
+ *            last applies them under the lock, wakes the waiters, drops the
+ *            lock and then calls the ->release() of the subscriptions put.
+ *            While locked walks are in progress (active > 0) seq is odd:
+ *            that is a period, and read_begin of a subscription a walk of
+ *            the period reached waits for its end.
  *
- * (The kernel also has a "partially excluded" state: walks in progress that
- * found no subscription leave the tree free to change.  SPEC §3 defers every
- * operation while any walk is active, so umn does not; docs/design.md.)
+ * (SPEC §3: while any walk is active, operations are deferred.  The kernel
+ * lets the tree change under walks that found nothing, its "partially
+ * excluded" state; umn keeps the rule, and makes those walks lock-free.)
  *
  * Each period of the walking state is named by its odd seq S; every walk of
  * the period passes S to ->invalidate() as cur_seq.
@@ -86,6 +90,21 @@ enum umn__sub_state {
  * deferred state inside the 80 bytes of struct umn_interval.
  */
 
+/*
+ * Walks that overlap no subscription take no lock: each counts itself in one
+ * of these slots (picked by thread, so threads rarely share a cache line)
+ * from range_start to range_end.  A tree writer sets `writing` and then
+ * reads every slot; a walker increments its slot and then reads `writing`.
+ * With sequentially consistent accesses on both sides, at least one sees
+ * the other: either the writer sees the walker and defers, or the walker
+ * sees the writer and takes the lock.  walk.c has the whole protocol.
+ */
+#define UMN__WALK_SLOTS 32
+
+struct umn__walk_slot {
+	_Alignas(64) _Atomic unsigned long walks;
+};
+
 /* A ->release() batch in flight, on the stack of the thread running it. */
 struct umn__release_batch {
 	struct umn__release_batch *next;
@@ -106,7 +125,17 @@ struct umn_mm {
 	struct umn_interval *deferred_head, *deferred_tail; /* lock */
 	struct umn__release_batch *batches; /* in flight; lock */
 	unsigned long next_ticket;         /* lock */
+	unsigned long applied;             /* deferred lists applied; lock */
 	unsigned waiters;                  /* threads in wait(); lock */
+	/*
+	 * The lock-free walk protocol (walk.c).  `writing`: a thread holding
+	 * the lock may change the tree, so new walks take the lock.
+	 * `pending`: the deferred list is not empty, so a lock-free walk that
+	 * ends must try to apply it.  Both written under the lock.
+	 */
+	_Atomic unsigned writing;
+	_Atomic unsigned pending;
+	struct umn__walk_slot slots[UMN__WALK_SLOTS];
 };
 
 static inline struct umn_mm *umn__sub_mm(const struct umn_interval *sub)
@@ -133,11 +162,6 @@ static inline void umn__sub_set_state(struct umn_interval *sub,
 			     st == SUB_IDLE ? 0 : (uintptr_t)mm | st);
 }
 
-/* Walking (active > 0, seq odd): the tree is frozen, operations deferred. */
-static inline bool umn__mm_walking_locked(const struct umn_mm *mm)
-{
-	return mm->active;
-}
 
 static inline bool umn__sub_in_tree(enum umn__sub_state st)
 {
@@ -157,11 +181,18 @@ bool umn__thread_has(const struct umn_range *frame);
 const void *umn__thread_self(void);
 bool umn__thread_inside(const struct umn_mm *mm);
 
-/* walk.c: deferral and releases. */
+/* walk.c: claiming the tree, deferral and releases. */
+bool umn__tree_claim_locked(struct umn_mm *mm);
+void umn__tree_unclaim_locked(struct umn_mm *mm);
+bool umn__walks_locked(struct umn_mm *mm);
+void umn__sub_go_live_locked(struct umn_mm *mm, struct umn_interval *sub);
 void umn__defer_locked(struct umn_mm *mm, struct umn_interval *sub,
 		       enum umn__sub_state st);
 void umn__release_begin_locked(struct umn_mm *mm,
 			       struct umn__release_batch *batch);
+struct umn_interval *umn__settle_locked(struct umn_mm *mm,
+					struct umn__release_batch *batch);
+void umn__settle(struct umn_mm *mm);
 void umn__release_run(struct umn_mm *mm, struct umn_interval *list,
 		      struct umn__release_batch *batch);
 

@@ -3,9 +3,9 @@
  * interval — inserting, putting, removing and updating subscriptions.
  *
  * Each operation takes the space's lock, checks the subscription's state
- * (core.h) and then either changes the tree at once (idle space) or queues
- * the operation on the deferred list (walking space), where the last walk to
- * end applies it (walk.c).  A subscription is on the list at most once; a
+ * (core.h) and then either claims the tree and changes it at once (no walk
+ * in progress) or queues the operation on the deferred list, where the last
+ * walk to end applies it (defer.c).  A subscription is on the list at most once; a
  * second operation on a pending subscription changes its pending state:
  *
  *   from \ op   update            put           remove
@@ -65,21 +65,6 @@ static int sub_lock(struct umn_interval *sub, struct umn_mm **mmp)
 	}
 }
 
-/*
- * @sub just entered the tree, or moved in it, while the space was idle:
- * give it a sequence no reader of it holds (one no period will use), so that
- * reads begun on its old range, or in an earlier life, retry.
- */
-static void sub_fresh_seq_locked(struct umn_mm *mm, struct umn_interval *sub)
-{
-	unsigned long s = atomic_load_relaxed(&mm->seq) + 2; /* lock held */
-
-	/* Both pair with the acquire loads in umn_read_begin(): a reader that
-	 * sees @sub's new sequence sees the space's seq at least as new. */
-	atomic_store_release(&mm->seq, s);
-	atomic_store_release(&sub->umn__seq, s - 1);
-}
-
 int umn_interval_insert(struct umn_interval *sub, struct umn_mm *mm,
 			uintptr_t start, size_t length,
 			const struct umn_interval_ops *ops)
@@ -99,12 +84,11 @@ int umn_interval_insert(struct umn_interval *sub, struct umn_mm *mm,
 	}
 	sub->umn__ops = ops;
 	umn__itree_set_bounds(sub, start, last);
-	if (umn__mm_walking_locked(mm)) {
-		umn__defer_locked(mm, sub, SUB_INSERT);
+	if (umn__tree_claim_locked(mm)) {
+		umn__sub_go_live_locked(mm, sub);
+		umn__tree_unclaim_locked(mm);
 	} else {
-		umn__sub_set_state(sub, mm, SUB_LIVE);
-		umn__itree_insert(&mm->root, sub);
-		sub_fresh_seq_locked(mm, sub);
+		umn__defer_locked(mm, sub, SUB_INSERT);
 	}
 	umn__mm_unlock(mm);
 	return 0;
@@ -132,16 +116,18 @@ int umn_interval_remove(struct umn_interval *sub)
 		return err;
 	enum umn__sub_state st = umn__sub_state(sub);
 
-	if (!umn__mm_walking_locked(mm)) {
-		UMN_BUG_ON(st != SUB_LIVE); /* pending states need a walk */
+	if (st == SUB_LIVE && umn__tree_claim_locked(mm)) {
 		umn__itree_erase(&mm->root, sub);
+		umn__tree_unclaim_locked(mm);
 		sub_reset(sub);
 	} else {
+		/* Pending already, or walks hold the tree: the walk that ends
+		 * last erases @sub when it applies the list. */
 		umn__defer_locked(mm, sub,
 				  st == SUB_INSERT ? SUB_INSERT_REMOVE
 						   : SUB_REMOVE);
-		/* The last walker erases @sub before it ends the period. */
-		umn__mm_wait_period_locked(mm);
+		while (umn__sub_state(sub) != SUB_IDLE)
+			umn__mm_wait_locked(mm);
 	}
 	umn__mm_unlock(mm);
 	return 0;
@@ -164,14 +150,14 @@ int umn_interval_put(struct umn_interval *sub)
 	}
 	enum umn__sub_state st = umn__sub_state(sub);
 
-	if (umn__mm_walking_locked(mm)) {
+	if (st != SUB_LIVE || !umn__tree_claim_locked(mm)) {
 		umn__defer_locked(mm, sub,
 				  st == SUB_INSERT ? SUB_INSERT_PUT : SUB_PUT);
 		umn__mm_unlock(mm);
 		return 0;
 	}
-	UMN_BUG_ON(st != SUB_LIVE);
 	umn__itree_erase(&mm->root, sub);
+	umn__tree_unclaim_locked(mm);
 	/* No walk can reach @sub any more: release it on this thread, as a
 	 * one-element list (link 0), outside the lock. */
 	atomic_store_relaxed(&sub->umn__seq, 0);
@@ -201,11 +187,11 @@ int umn_interval_update(struct umn_interval *sub, uintptr_t start,
 		umn__itree_set_bounds(sub, start, last);
 		break;
 	case SUB_LIVE:
-		if (!umn__mm_walking_locked(mm)) {
+		if (umn__tree_claim_locked(mm)) {
 			umn__itree_erase(&mm->root, sub);
 			umn__itree_set_bounds(sub, start, last);
-			umn__itree_insert(&mm->root, sub);
-			sub_fresh_seq_locked(mm, sub);
+			umn__sub_go_live_locked(mm, sub);
+			umn__tree_unclaim_locked(mm);
 			break;
 		}
 		umn__defer_locked(mm, sub, SUB_UPDATE);

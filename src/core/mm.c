@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/core.h"
 
@@ -110,10 +111,12 @@ void umn__mm_wait_period_locked(struct umn_mm *mm)
 
 struct umn_mm *umn_mm_new(void)
 {
-	struct umn_mm *mm = calloc(1, sizeof(*mm));
+	/* Aligned for the walk slots, each on a cache line of its own. */
+	struct umn_mm *mm = aligned_alloc(_Alignof(struct umn_mm), sizeof(*mm));
 
 	if (!mm)
-		return NULL; /* calloc set ENOMEM */
+		return NULL; /* aligned_alloc set ENOMEM */
+	memset(mm, 0, sizeof(*mm));
 	if (pthread_mutex_init(&mm->lock, NULL)) {
 		free(mm);
 		errno = ENOMEM;
@@ -135,7 +138,7 @@ int umn_mm_free(struct umn_mm *mm)
 	if (!mm)
 		return -EINVAL;
 	umn__mm_lock(mm);
-	bool busy = mm->root || mm->deferred_head || mm->active ||
+	bool busy = mm->root || mm->deferred_head || umn__walks_locked(mm) ||
 		    mm->batches || mm->waiters;
 
 	umn__mm_unlock(mm);

@@ -1,158 +1,98 @@
 // SPDX-License-Identifier: MIT
 /*
- * walk — invalidation walks, the deferred list, releases and synchronize.
+ * walk — invalidation walks.
  *
- * A walk (core.h has the two states of a space):
+ * range_start first tries a lock-free walk (defer.c has the protocol with
+ * tree writers):
+ *
+ *   slot += 1; writing?  -- yes: slot -= 1, take the locked path
+ *   any overlap in the tree?
+ *     no:  done; the slot stays counted until range_end, so that the tree
+ *          does not change under the range (SPEC §3: operations are
+ *          deferred while any walk is active)
+ *     yes: become a locked walk (the slot is dropped once `active` counts
+ *          us), since ->invalidate() must be called
+ *
+ * A locked walk (core.h has the states of a space):
  *
  *   range_start                        range_end
  *     lock                               lock
  *     active++; first? seq |= 1          active--; last?
  *     cur_seq = seq                        seq++ (even)
- *     unlock                               apply the deferred list
- *     ->invalidate() of each overlap       wake waiters
- *       (no lock; the tree is frozen       unlock
- *        because active > 0)               ->release() of what was put
+ *     unlock                               settle: apply the deferred list
+ *     ->invalidate() of each overlap         if no walk holds the tree
+ *       (no lock; the tree is frozen       wake waiters; unlock
+ *        while any walk is counted)        ->release() of what was put
  *
- * The tree is read without the lock by walkers and changed under the lock
- * only while active == 0.  Both sides touch active under the lock, so every
- * change happens before, or after, a whole walk: no atomics are needed on
- * the tree's links.
- *
- * Releases run outside the lock, possibly while a later period is already
- * walking; the subscriptions they release are out of the tree, so no walk
- * can reach them.  Each run is a batch with a ticket, on its thread's stack,
- * listed in the space so that synchronize can wait for the ones before it.
+ * range_end of a lock-free walk drops its slot and settles if a writer
+ * deferred something meanwhile.  The tree is read without the lock by both
+ * kinds of walk, and changed under the lock only by a thread that claimed
+ * it, so every change happens before, or after, a whole walk.
  */
 #include <errno.h>
 
 #include "core/core.h"
 
 struct walk {
-	const struct umn_range *range;
+	struct umn_range *range;
+	struct umn__walk_slot *slot; /* counted in it until the first overlap */
 	unsigned long cur_seq;
 };
 
-/* Queue @sub, or change its pending operation if it is queued already. */
-void umn__defer_locked(struct umn_mm *mm, struct umn_interval *sub,
-		       enum umn__sub_state st)
-{
-	enum umn__sub_state old = umn__sub_state(sub);
+/* umn_range.umn__mode, while the range is begun. */
+enum {
+	MODE_LOCKED,     /* counted in active */
+	MODE_CALLING,    /* locked, and range_start is calling ->invalidate() */
+	MODE_LOCK_FREE,  /* counted in the thread's slot */
+};
 
-	umn__sub_set_state(sub, mm, st);
-	if (old != SUB_IDLE && old != SUB_LIVE)
-		return; /* on the list already */
-	/*
-	 * From here on the word is a link, even.  Relaxed: readers that see it
-	 * take the lock (read_begin) or report a retry (read_retry).  A racing
-	 * umn_set_seq() cannot overwrite it: its CAS expects the odd value it
-	 * read, so it fails and then sees a link.
-	 */
-	atomic_store_relaxed(&sub->umn__seq, 0);
-	if (mm->deferred_tail)
-		atomic_store_relaxed(&mm->deferred_tail->umn__seq,
-				     (unsigned long)(uintptr_t)sub);
-	else
-		mm->deferred_head = sub;
-	mm->deferred_tail = sub;
+/* This thread's slot: threads spread over them by the address of their TLS. */
+static struct umn__walk_slot *walk_slot(struct umn_mm *mm)
+{
+	uintptr_t t = (uintptr_t)umn__thread_self();
+
+	/* Fibonacci hashing: TLS blocks differ in their high bits. */
+	return &mm->slots[(t * (uintptr_t)0x9e3779b97f4a7c15u) >>
+			  (sizeof(uintptr_t) * 8 - 5)];
 }
 
-static struct umn_interval *link_next(const struct umn_interval *sub)
+/* Count a walk in active, under the lock; returns the period's seq. */
+static unsigned long walk_lock_in(struct umn_mm *mm)
 {
-	return (struct umn_interval *)(uintptr_t)atomic_load_relaxed(
-		&sub->umn__seq);
-}
-
-/*
- * Apply the deferred list in order; the period @s has just ended.  Returns
- * the subscriptions put, linked through their seq words, for releasing.
- */
-static struct umn_interval *defer_apply_locked(struct umn_mm *mm,
-					       unsigned long s)
-{
-	struct umn_interval *sub = mm->deferred_head, *next;
-	struct umn_interval *put = NULL, *put_tail = NULL;
-
-	mm->deferred_head = mm->deferred_tail = NULL;
-	for (; sub; sub = next) {
-		enum umn__sub_state st = umn__sub_state(sub);
-
-		next = link_next(sub);
-		if (umn__sub_in_tree(st))
-			umn__itree_erase(&mm->root, sub);
-		if (st == SUB_UPDATE)
-			umn__itree_set_bounds(sub, sub->umn__pending_start,
-					      sub->umn__pending_last);
-		if (st == SUB_INSERT || st == SUB_UPDATE) {
-			umn__itree_insert(&mm->root, sub);
-			umn__sub_set_state(sub, mm, SUB_LIVE);
-			/* The period's sequence, which every set_seq of it
-			 * used.  Pairs with the acquire load in read_begin:
-			 * who sees it sees the space's seq already past S. */
-			atomic_store_release(&sub->umn__seq, s);
-		} else if (st == SUB_PUT || st == SUB_INSERT_PUT) {
-			atomic_store_relaxed(&sub->umn__seq, 0);
-			if (put_tail)
-				atomic_store_relaxed(&put_tail->umn__seq,
-						     (unsigned long)(uintptr_t)sub);
-			else
-				put = sub;
-			put_tail = sub;
-		} else { /* SUB_REMOVE, SUB_INSERT_REMOVE: the remover waits */
-			atomic_store_relaxed(&sub->umn__seq, 0);
-			umn__sub_set_state(sub, NULL, SUB_IDLE);
-		}
-	}
-	return put;
-}
-
-void umn__release_begin_locked(struct umn_mm *mm,
-			       struct umn__release_batch *batch)
-{
-	batch->ticket = mm->next_ticket++;
-	batch->next = mm->batches;
-	mm->batches = batch;
-}
-
-/*
- * Call ->release() of each subscription on @list, with no lock held, then
- * retire @batch.  The thread counts as inside a callback of @mm meanwhile.
- */
-void umn__release_run(struct umn_mm *mm, struct umn_interval *list,
-		      struct umn__release_batch *batch)
-{
-	struct umn_range frame = { .mm = mm };
-
-	umn__thread_enter(&frame);
-	while (list) {
-		struct umn_interval *sub = list;
-		void (*release)(struct umn_interval *) = sub->umn__ops->release;
-
-		/* Read everything first: after release() @sub is not ours. */
-		list = link_next(sub);
-		atomic_store_relaxed(&sub->umn__seq, 0);
-		umn__sub_set_state(sub, NULL, SUB_IDLE);
-		release(sub);
-	}
-	umn__thread_leave(&frame);
+	unsigned long s;
 
 	umn__mm_lock(mm);
-	struct umn__release_batch **p = &mm->batches;
-
-	while (*p != batch)
-		p = &(*p)->next;
-	*p = batch->next;
-	umn__mm_wake_locked(mm);
+	s = atomic_load_relaxed(&mm->seq);
+	if (!mm->active++) {
+		/* Pairs with the acquire load of mm->seq in umn_read_begin():
+		 * a reader that sees a set_seq of this period sees it odd. */
+		atomic_store_release(&mm->seq, ++s);
+	}
 	umn__mm_unlock(mm);
+	return s;
 }
 
 static bool walk_visit(struct umn_interval *sub, void *arg)
 {
-	const struct walk *w = arg;
+	struct walk *w = arg;
 
+	if (w->slot) {
+		/*
+		 * The first overlap: ->invalidate() will run, so this becomes a
+		 * locked walk.  Counted in active before the slot is dropped,
+		 * the tree stays frozen throughout.  Dropping it needs no
+		 * settle: a deferral that saw it set pending, and this walk's
+		 * end settles.
+		 */
+		w->cur_seq = walk_lock_in(w->range->mm);
+		atomic_fetch_sub(&w->slot->walks, 1);
+		w->slot = NULL;
+		w->range->umn__mode = MODE_CALLING;
+	}
 	return sub->umn__ops->invalidate(sub, w->range, w->cur_seq);
 }
 
-/* End one walk; the last one ends the period (see the top of the file). */
+/* End one locked walk; the last one ends the period. */
 static void walk_end(struct umn_mm *mm)
 {
 	struct umn__release_batch batch;
@@ -164,18 +104,23 @@ static void walk_end(struct umn_mm *mm)
 		umn__mm_unlock(mm);
 		return;
 	}
-	unsigned long s = atomic_load_relaxed(&mm->seq);
-
 	/* Pairs with the acquire load of mm->seq in umn_read_begin(). */
-	atomic_store_release(&mm->seq, s + 1);
-	put = defer_apply_locked(mm, s);
-	if (put)
-		umn__release_begin_locked(mm, &batch);
-	umn__mm_wake_locked(mm);
+	atomic_store_release(&mm->seq, atomic_load_relaxed(&mm->seq) + 1);
+	put = umn__settle_locked(mm, &batch);
+	umn__mm_wake_locked(mm); /* the period's waiters, if settle did not */
 	umn__mm_unlock(mm);
 	if (put)
 		umn__release_run(mm, put, &batch);
 }
+
+/* End a lock-free walk: see the protocol at the top of defer.c. */
+static void walk_end_lock_free(struct umn_mm *mm)
+{
+	atomic_fetch_sub(&walk_slot(mm)->walks, 1); /* SC */
+	if (atomic_load(&mm->writing) || atomic_load(&mm->pending))
+		umn__settle(mm);
+}
+
 
 static bool range_valid(const struct umn_range *r)
 {
@@ -186,7 +131,6 @@ static bool range_valid(const struct umn_range *r)
 int umn_invalidate_range_start(struct umn_range *range)
 {
 	struct walk w = { .range = range };
-	struct umn_interval *root;
 	struct umn_mm *mm;
 
 	if (!range_valid(range))
@@ -194,21 +138,24 @@ int umn_invalidate_range_start(struct umn_range *range)
 	if (umn__thread_has(range))
 		return -EBUSY; /* reusing it would loop the thread's list */
 	mm = range->mm;
-	umn__mm_lock(mm);
-	w.cur_seq = atomic_load_relaxed(&mm->seq);
-	if (!mm->active++) {
-		/* Pairs with the acquire load of mm->seq in umn_read_begin():
-		 * a reader that sees a set_seq of this period sees it odd. */
-		atomic_store_release(&mm->seq, ++w.cur_seq);
+	w.slot = walk_slot(mm);
+	atomic_fetch_add(&w.slot->walks, 1); /* SC: the Dekker pair, defer.c */
+	if (atomic_load(&mm->writing)) {
+		/* A writer holds the tree: be counted under the lock instead
+		 * (no settle needed, as in walk_visit). */
+		atomic_fetch_sub(&w.slot->walks, 1);
+		w.slot = NULL;
+		w.cur_seq = walk_lock_in(mm);
+		range->umn__mode = MODE_CALLING;
+	} else {
+		range->umn__mode = MODE_LOCK_FREE; /* until the first overlap */
 	}
-	root = mm->root;
-	umn__mm_unlock(mm);
-
 	umn__thread_enter(range);
-	range->umn__walking = 1;
-	bool done = umn__itree_overlaps(root, range->start, range->end - 1,
-					walk_visit, &w);
-	range->umn__walking = 0;
+	/* Frozen from here to range_end: the slot or active counts us. */
+	bool done = umn__itree_overlaps(mm->root, range->start,
+					range->end - 1, walk_visit, &w);
+	if (range->umn__mode == MODE_CALLING)
+		range->umn__mode = MODE_LOCKED;
 	if (done)
 		return 0;
 	/* A callback could not block: end this walk here (the kernel's rule). */
@@ -227,11 +174,14 @@ void umn_invalidate_range_end(struct umn_range *range)
 					 "other than the one that began the range");
 		return; /* never begun, or already ended */
 	}
-	if (range->umn__walking)
+	if (range->umn__mode == MODE_CALLING)
 		UMN_FATAL_MISUSE("umn_invalidate_range_end() from inside the "
 				 "range's own ->invalidate()");
 	umn__thread_leave(range);
-	walk_end(range->mm);
+	if (range->umn__mode == MODE_LOCK_FREE)
+		walk_end_lock_free(range->mm);
+	else
+		walk_end(range->mm);
 }
 
 int umn_invalidate(struct umn_mm *mm, uintptr_t start, uintptr_t end,
@@ -246,34 +196,4 @@ int umn_invalidate(struct umn_mm *mm, uintptr_t start, uintptr_t end,
 	if (!err)
 		umn_invalidate_range_end(&range);
 	return err;
-}
-
-static unsigned long oldest_batch_locked(const struct umn_mm *mm)
-{
-	unsigned long oldest = (unsigned long)-1;
-
-	for (const struct umn__release_batch *b = mm->batches; b; b = b->next)
-		if (b->ticket < oldest)
-			oldest = b->ticket;
-	return oldest;
-}
-
-int umn_synchronize(struct umn_mm *mm)
-{
-	if (!mm)
-		return -EINVAL;
-	if (umn__thread_inside(mm))
-		return -EDEADLK;
-	umn__mm_lock(mm);
-	/* The period in progress ends after every walk in it, and its end
-	 * applies every operation queued before us. */
-	umn__mm_wait_period_locked(mm);
-	/* Batches started so far, including the one that period's end began,
-	 * have tickets below this; later ones need not be waited for. */
-	unsigned long ticket = mm->next_ticket;
-
-	while (oldest_batch_locked(mm) < ticket)
-		umn__mm_wait_locked(mm);
-	umn__mm_unlock(mm);
-	return 0;
 }
