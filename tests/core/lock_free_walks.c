@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Walks that overlap no subscription take no lock (src/core/defer.c), yet
+ * they are walks: while one is in progress the tree does not change, and
+ * inserts, puts, removes and updates wait for it to end (SPEC §3).  This
+ * proves that, and that lock-free and locked walks racing with writers on
+ * heap subscriptions freed right after their remove or release never read a
+ * freed node (AddressSanitizer) or race (ThreadSanitizer).
+ */
+#include <pthread.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "core/helpers.h"
+
+#define FAR_START 0x900000 /* where the lock-free walks go: no subscription */
+#define FAR_END   0x910000
+
+/* A thread that begins a lock-free walk and ends it when told. */
+struct holder {
+	pthread_t thread;
+	struct umn_mm *mm;
+	atomic_int begun, stop, ended;
+};
+
+static void *holder_main(void *arg)
+{
+	struct holder *h = arg;
+	struct umn_range r = {
+		.mm = h->mm, .start = FAR_START, .end = FAR_END,
+		.event = UMN_EVENT_UNMAP, .flags = UMN_RANGE_BLOCKABLE,
+	};
+
+	if (umn_invalidate_range_start(&r) == 0) {
+		atomic_store(&h->begun, 1);
+		wait_for(&h->stop, 1, WAIT_S);
+		umn_invalidate_range_end(&r);
+	}
+	atomic_store(&h->ended, 1);
+	return NULL;
+}
+
+static void holder_start(struct holder *h, struct umn_mm *mm)
+{
+	h->mm = mm;
+	atomic_init(&h->begun, 0);
+	atomic_init(&h->stop, 0);
+	atomic_init(&h->ended, 0);
+	assert_int_equal(pthread_create(&h->thread, NULL, holder_main, h), 0);
+	assert_true(wait_for(&h->begun, 1, WAIT_S));
+}
+
+static void holder_stop(struct holder *h)
+{
+	atomic_store(&h->stop, 1);
+	assert_true(wait_for(&h->ended, 1, WAIT_S));
+	assert_int_equal(pthread_join(h->thread, NULL), 0);
+}
+
+static void test_insert_waits_for_lock_free_walk(void **state)
+{
+	struct umn_mm *mm = umn_mm_new();
+	struct counter c = {0};
+	struct holder h;
+	struct reader rd;
+
+	assert_non_null(mm);
+	holder_start(&h, mm);
+	/* Deferred: the walk in progress holds the tree. */
+	assert_int_equal(umn_interval_insert(&c.sub, mm, FAR_START, 0x1000,
+					     &counter_ops), 0);
+	assert_int_equal(umn_interval_start(&c.sub), 0);
+	/* A reader of it waits: that walk may be changing its memory. */
+	reader_start(&rd, &c.sub);
+	sleep_ms(100);
+	assert_int_equal(atomic_load(&rd.done), 0);
+	holder_stop(&h);
+	reader_join(&rd);
+	assert_int_equal(umn_interval_start(&c.sub), FAR_START);
+	assert_false(umn_read_retry(&c.sub, rd.seq));
+	assert_int_equal(hits(mm, &c.calls, FAR_START, FAR_END), 1);
+	assert_true(umn_read_retry(&c.sub, rd.seq));
+	assert_int_equal(umn_interval_remove(&c.sub), 0);
+	assert_int_equal(umn_mm_free(mm), 0);
+}
+
+struct remove_job {
+	struct umn_interval *sub;
+	atomic_int done;
+	int ret;
+};
+
+static void *remove_main(void *arg)
+{
+	struct remove_job *j = arg;
+
+	j->ret = umn_interval_remove(j->sub);
+	atomic_store(&j->done, 1);
+	return NULL;
+}
+
+static void test_remove_and_put_wait_for_lock_free_walk(void **state)
+{
+	struct umn_mm *mm = umn_mm_new();
+	struct counter a = {0}, b = {0};
+	struct remove_job j = { .sub = &a.sub };
+	struct holder h;
+	pthread_t t;
+
+	assert_non_null(mm);
+	assert_int_equal(umn_interval_insert(&a.sub, mm, 0x1000, 0x1000,
+					     &counter_ops), 0);
+	assert_int_equal(umn_interval_insert(&b.sub, mm, 0x3000, 0x1000,
+					     &counter_ops), 0);
+	holder_start(&h, mm);
+	/* The space is busy while the walk is in progress. */
+	assert_int_equal(umn_mm_free(mm), -EBUSY);
+	atomic_init(&j.done, 0);
+	assert_int_equal(pthread_create(&t, NULL, remove_main, &j), 0);
+	assert_int_equal(umn_interval_put(&b.sub), 0);
+	sleep_ms(100);
+	assert_int_equal(atomic_load(&j.done), 0);
+	assert_int_equal(atomic_load(&b.released), 0);
+	/* Walks that overlap the deferred subscriptions still reach them. */
+	assert_int_equal(hits(mm, &b.calls, 0x3000, 0x4000), 1);
+	holder_stop(&h); /* its end applies the list and releases b */
+	assert_true(wait_for(&j.done, 1, WAIT_S));
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(j.ret, 0);
+	assert_int_equal(atomic_load(&b.released), 1);
+	assert_int_equal(hits(mm, &a.calls, 0x1000, 0x4000), 0);
+	assert_int_equal(atomic_load(&b.calls_after_release), 0);
+	assert_int_equal(umn_mm_free(mm), 0);
+}
+
+/* A lock-free walk that finds an overlap becomes a locked walk at once. */
+static void test_overlap_makes_a_period(void **state)
+{
+	struct umn_mm *mm = umn_mm_new();
+	struct counter c = {0}, d = {0};
+	struct umn_range r = {
+		.mm = mm, .start = 0x1000, .end = 0x2000,
+		.event = UMN_EVENT_CLEAR, .flags = UMN_RANGE_BLOCKABLE,
+	};
+	struct reader rd;
+
+	assert_non_null(mm);
+	assert_int_equal(umn_interval_insert(&c.sub, mm, 0x1000, 0x1000,
+					     &counter_ops), 0);
+	assert_int_equal(umn_interval_insert(&d.sub, mm, 0x5000, 0x1000,
+					     &counter_ops), 0);
+	assert_int_equal(umn_invalidate_range_start(&r), 0);
+	assert_int_equal(atomic_load(&c.calls), 1);
+	assert_int_equal(c.last.event, UMN_EVENT_CLEAR);
+	assert_true(c.last_seq & 1); /* a period's odd sequence */
+	/* Its reader waits for the period; the other's does not. */
+	reader_start(&rd, &c.sub);
+	assert_int_equal(umn_read_begin(&d.sub) & 1, 1);
+	sleep_ms(50);
+	assert_int_equal(atomic_load(&rd.done), 0);
+	umn_invalidate_range_end(&r);
+	reader_join(&rd);
+	assert_int_equal(rd.seq, c.last_seq);
+	assert_int_equal(umn_interval_remove(&c.sub), 0);
+	assert_int_equal(umn_interval_remove(&d.sub), 0);
+	assert_int_equal(umn_mm_free(mm), 0);
+}
+
+/*
+ * The stress: heap subscriptions, freed as soon as they are ours again.
+ * Threads other than the test's own count failures instead of asserting.
+ */
+static atomic_int stress_bad;
+
+struct hsub {
+	struct umn_interval sub;
+	atomic_int released;
+};
+
+#define STRESS_SUBS 64
+#define STRESS_SPAN 0x400000ul /* walks and subscriptions share this */
+
+struct stress {
+	struct umn_mm *mm;
+	atomic_int stop;
+	atomic_long walks;
+	struct hsub *live[STRESS_SUBS]; /* the churn thread's own */
+	unsigned seed;
+};
+
+static unsigned rnd(unsigned *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return *s >> 8;
+}
+
+static bool hsub_invalidate(struct umn_interval *sub,
+			    const struct umn_range *range,
+			    unsigned long cur_seq)
+{
+	struct hsub *h = container_of(sub, struct hsub, sub);
+
+	/* Reading the node proves it is not freed (ASan). */
+	if (atomic_load(&h->released))
+		atomic_fetch_add(&stress_bad, 1);
+	umn_set_seq(sub, cur_seq);
+	return true;
+}
+
+static void hsub_release(struct umn_interval *sub)
+{
+	struct hsub *h = container_of(sub, struct hsub, sub);
+
+	atomic_store(&h->released, 1);
+	free(h);
+}
+
+static const struct umn_interval_ops hsub_ops = {
+	.invalidate = hsub_invalidate,
+	.release = hsub_release,
+};
+
+static void *stress_walker(void *arg)
+{
+	struct stress *st = arg;
+	unsigned seed = (unsigned)(uintptr_t)&seed;
+
+	while (!atomic_load(&st->stop)) {
+		uintptr_t start = (rnd(&seed) % (STRESS_SPAN >> 12)) << 12;
+		size_t len = ((rnd(&seed) % 4) + 1) << 12;
+
+		if (umn_invalidate(st->mm, start, start + len, UMN_EVENT_UNMAP))
+			atomic_fetch_add(&stress_bad, 1);
+		atomic_fetch_add(&st->walks, 1);
+	}
+	return NULL;
+}
+
+static void churn_one(struct stress *st, unsigned *seed)
+{
+	unsigned i = rnd(seed) % STRESS_SUBS;
+	struct hsub *h = st->live[i];
+	uintptr_t start = (rnd(seed) % (STRESS_SPAN >> 12)) << 12;
+
+	if (!h) {
+		h = calloc(1, sizeof(*h));
+		assert_non_null(h);
+		assert_int_equal(umn_interval_insert(&h->sub, st->mm, start,
+						     0x1000, &hsub_ops), 0);
+		st->live[i] = h;
+		return;
+	}
+	switch (rnd(seed) % 3) {
+	case 0:
+		assert_int_equal(umn_interval_remove(&h->sub), 0);
+		free(h);
+		st->live[i] = NULL;
+		break;
+	case 1:
+		assert_int_equal(umn_interval_put(&h->sub), 0); /* frees */
+		st->live[i] = NULL;
+		break;
+	default:
+		assert_int_equal(umn_interval_update(&h->sub, start, 0x2000), 0);
+		break;
+	}
+}
+
+static void test_stress_walks_against_writers(void **state)
+{
+	struct stress st = { .seed = 1 };
+	pthread_t w[2];
+	double end;
+
+	st.mm = umn_mm_new();
+	assert_non_null(st.mm);
+	atomic_init(&st.stop, 0);
+	atomic_init(&st.walks, 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&w[i], NULL, stress_walker,
+						&st), 0);
+	end = now_s() + test_stress_seconds() / 2;
+	while (now_s() < end)
+		churn_one(&st, &st.seed);
+	atomic_store(&st.stop, 1);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(w[i], NULL), 0);
+	assert_true(atomic_load(&st.walks) > 0);
+	assert_int_equal(atomic_load(&stress_bad), 0);
+	/* Quiet now: the tree holds exactly the live subscriptions. */
+	long live = 0;
+
+	for (int i = 0; i < STRESS_SUBS; i++)
+		live += st.live[i] != NULL;
+	assert_int_equal(umn__itree_check(st.mm->root), live);
+	for (int i = 0; i < STRESS_SUBS; i++)
+		if (st.live[i])
+			assert_int_equal(umn_interval_put(&st.live[i]->sub), 0);
+	assert_int_equal(umn_synchronize(st.mm), 0);
+	assert_int_equal(umn_mm_free(st.mm), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_insert_waits_for_lock_free_walk),
+		cmocka_unit_test(test_remove_and_put_wait_for_lock_free_walk),
+		cmocka_unit_test(test_overlap_makes_a_period),
+		cmocka_unit_test(test_stress_walks_against_writers),
+	};
+
+	alarm(60);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
