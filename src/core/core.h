@@ -97,9 +97,12 @@ enum umn__sub_state {
  * reads every slot; a walker increments its slot and then reads `writing`.
  * With sequentially consistent accesses on both sides, at least one sees
  * the other: either the writer sees the walker and defers, or the walker
- * sees the writer and takes the lock.  walk.c has the whole protocol.
+ * sees the writer and takes the lock.  defer.c has the whole protocol.
  */
 #define UMN__WALK_SLOTS 32
+/* A slot's word: the walks in it, and SETTLE (defer.c). */
+#define UMN__SLOT_SETTLE (~0ul ^ (~0ul >> 1))
+#define UMN__SLOT_COUNT  (~0ul >> 1)
 
 struct umn__walk_slot {
 	_Alignas(64) _Atomic unsigned long walks;
@@ -128,13 +131,11 @@ struct umn_mm {
 	unsigned long applied;             /* deferred lists applied; lock */
 	unsigned waiters;                  /* threads in wait(); lock */
 	/*
-	 * The lock-free walk protocol (walk.c).  `writing`: a thread holding
-	 * the lock may change the tree, so new walks take the lock.
-	 * `pending`: the deferred list is not empty, so a lock-free walk that
-	 * ends must try to apply it.  Both written under the lock.
+	 * The lock-free walk protocol (defer.c).  `writing`: a thread holding
+	 * the lock may change the tree, so new walks take the lock; written
+	 * under the lock.  Slots: walks in progress, and SETTLE marks.
 	 */
 	_Atomic unsigned writing;
-	_Atomic unsigned pending;
 	struct umn__walk_slot slots[UMN__WALK_SLOTS];
 };
 

@@ -3,25 +3,33 @@
  * defer — who may change the tree, the deferred list, releases, synchronize.
  *
  * A thread holding the space's lock may change the tree only after it has
- * claimed it: no locked walk in progress (active == 0) and no lock-free walk
- * counted in a slot.  Otherwise the change is queued on the deferred list,
- * and the walk that ends last applies the list ("settles" the space):
+ * claimed it: no locked walk in progress (active == 0), no lock-free walk
+ * counted in a slot, and no earlier operation waiting to be applied (ours
+ * must not overtake it).  Otherwise the change is queued on the deferred
+ * list, and the walk that ends last applies the list ("settles" the space).
  *
- *   claim (lock held)                  lock-free walk (walk.c)
- *     writing = 1            (SC)        slot += 1             (SC)
- *     any slot != 0?         (SC)        writing?              (SC)
- *       yes: defer; pending = 1 (SC)       yes: undo, take the lock
- *            writing = 0                   no:  read the tree ...
- *       no:  change the tree;            slot -= 1             (SC)
- *            writing = 0 (release)       writing or pending?   (SC)
- *                                          yes: settle (takes the lock)
+ * A slot's word counts the lock-free walks in it, and its top bit, SETTLE,
+ * asks the walk that leaves it to settle:
  *
- * All four marked accesses are sequentially consistent, so of a claim's
- * "writing = 1 ... read the slots" and a walk's "slot += 1 ... read writing"
- * at least one sees the other's store (the Dekker pattern): a walker never
- * reads a tree that is being changed.  At the end, a walker that leaves after
- * a claim read its slot sees writing (still set) or pending (set before
- * writing is cleared), so a deferral is never left with nobody to apply it.
+ *   claim (lock held)                    lock-free walk (walk.c)
+ *     writing = 1                 (SC)     slot += 1                  (SC)
+ *     for each slot with walks:            writing?                   (SC)
+ *       slot |= SETTLE            (SC)       yes: slot -= 1, take the lock
+ *     any had walks?                         no:  read the tree ...
+ *       yes: defer                         old = slot; slot -= 1      (SC)
+ *       no:  change the tree               old & SETTLE?
+ *     writing = 0           (release)        yes: settle (takes the lock)
+ *
+ * Of a claim's "writing = 1, then read the slots" and a walk's "slot += 1,
+ * then read writing", at least one sees the other's store, since all four
+ * are sequentially consistent (the Dekker pattern): a walk never reads a
+ * tree being changed.  At the end, the walk's decrement and the claim's mark
+ * are read-modify-writes of one word: either the mark comes first and the
+ * decrement returns it, so the walk settles, or the decrement comes first
+ * and the claim sees no walk there.  So a deferral always has someone to
+ * apply it: a locked walk's end, or a marked lock-free walk's end.  And a
+ * lock-free walk touches the space after its decrement only when marked,
+ * that is while the space is busy (a deferral, or a synchronize waiting).
  *
  * Releases run outside the lock, possibly while walks are in progress: the
  * subscriptions they release are out of the tree, so no walk can reach them.
@@ -36,9 +44,39 @@
 static bool slots_busy(struct umn_mm *mm)
 {
 	for (int i = 0; i < UMN__WALK_SLOTS; i++)
-		if (atomic_load(&mm->slots[i].walks))
+		if (atomic_load(&mm->slots[i].walks) & UMN__SLOT_COUNT)
 			return true;
 	return false;
+}
+
+/*
+ * Mark each slot with walks in it, so that the walk leaving it last settles
+ * the space; returns whether any had walks.  A walk that begins after the
+ * load that skipped its slot began after this call: it is not waited for.
+ */
+static bool slots_mark(struct umn_mm *mm)
+{
+	bool busy = false;
+
+	for (int i = 0; i < UMN__WALK_SLOTS; i++) {
+		_Atomic unsigned long *w = &mm->slots[i].walks;
+
+		if ((atomic_load(w) & UMN__SLOT_COUNT) &&
+		    (atomic_fetch_or(w, UMN__SLOT_SETTLE) & UMN__SLOT_COUNT))
+			busy = true;
+	}
+	return busy;
+}
+
+/* Clear the marks: nothing is deferred, and nobody waits on them. */
+static void slots_unmark(struct umn_mm *mm)
+{
+	for (int i = 0; i < UMN__WALK_SLOTS; i++) {
+		_Atomic unsigned long *w = &mm->slots[i].walks;
+
+		if (atomic_load_relaxed(w) & UMN__SLOT_SETTLE)
+			atomic_fetch_and(w, ~UMN__SLOT_SETTLE);
+	}
 }
 
 bool umn__walks_locked(struct umn_mm *mm)
@@ -46,20 +84,28 @@ bool umn__walks_locked(struct umn_mm *mm)
 	return mm->active || slots_busy(mm);
 }
 
-bool umn__tree_claim_locked(struct umn_mm *mm)
+static bool tree_claim(struct umn_mm *mm, bool settling)
 {
-	if (mm->active)
+	if (mm->active || (mm->deferred_head && !settling))
 		return false;
 	atomic_store(&mm->writing, 1); /* SC: the Dekker pair (top of file) */
-	if (!slots_busy(mm))
-		return true;
-	umn__tree_unclaim_locked(mm);
-	return false;
+	return !slots_mark(mm);
+}
+
+bool umn__tree_claim_locked(struct umn_mm *mm)
+{
+	return tree_claim(mm, false);
 }
 
 void umn__tree_unclaim_locked(struct umn_mm *mm)
 {
-	/* Release: a walker whose SC load sees 0 here also sees the tree as
+	if (!mm->deferred_head) {
+		/* Nothing deferred: no walk needs to settle.  Marks left by a
+		 * synchronize are its to set again: wake it. */
+		slots_unmark(mm);
+		umn__mm_wake_locked(mm);
+	}
+	/* Release: a walk whose SC load sees 0 here also sees the tree as
 	 * this claim left it. */
 	atomic_store_release(&mm->writing, 0);
 }
@@ -86,7 +132,6 @@ void umn__defer_locked(struct umn_mm *mm, struct umn_interval *sub,
 	else
 		mm->deferred_head = sub;
 	mm->deferred_tail = sub;
-	atomic_store(&mm->pending, 1); /* SC: seen by walks that end */
 }
 
 static struct umn_interval *link_next(const struct umn_interval *sub)
@@ -122,7 +167,6 @@ static struct umn_interval *defer_apply_locked(struct umn_mm *mm)
 	struct umn_interval *put = NULL, *put_tail = NULL;
 
 	mm->deferred_head = mm->deferred_tail = NULL;
-	atomic_store_relaxed(&mm->pending, 0); /* a stale 1 costs a lock */
 	mm->applied++;
 	for (; sub; sub = next) {
 		enum umn__sub_state st = umn__sub_state(sub);
@@ -160,19 +204,21 @@ void umn__release_begin_locked(struct umn_mm *mm,
 }
 
 /*
- * If the deferred list is not empty and no walk holds the tree, apply it and
- * wake the waiters.  Returns what was put (then @batch is begun), for
- * umn__release_run() after the unlock.
+ * If the deferred list is not empty and no walk holds the tree, apply it;
+ * wake the waiters either way (a synchronize may wait for this walk's end).
+ * Returns what was put (then @batch is begun), for umn__release_run() after
+ * the unlock.
  */
 struct umn_interval *umn__settle_locked(struct umn_mm *mm,
 					struct umn__release_batch *batch)
 {
-	struct umn_interval *put;
+	struct umn_interval *put = NULL;
 
-	if (!mm->deferred_head || !umn__tree_claim_locked(mm))
-		return NULL;
-	put = defer_apply_locked(mm);
-	umn__tree_unclaim_locked(mm);
+	if (mm->deferred_head) {
+		if (tree_claim(mm, true))
+			put = defer_apply_locked(mm);
+		umn__tree_unclaim_locked(mm);
+	}
 	if (put)
 		umn__release_begin_locked(mm, batch);
 	umn__mm_wake_locked(mm);
@@ -242,6 +288,9 @@ int umn_synchronize(struct umn_mm *mm)
 	umn__mm_lock(mm);
 	/* The period in progress ends after every locked walk in it. */
 	umn__mm_wait_period_locked(mm);
+	/* Each lock-free walk in progress settles, and wakes us, as it ends. */
+	while (slots_mark(mm))
+		umn__mm_wait_locked(mm);
 	/* Operations queued before us are applied by the next settle. */
 	if (mm->deferred_head) {
 		unsigned long applied = mm->applied;
@@ -254,6 +303,8 @@ int umn_synchronize(struct umn_mm *mm)
 
 	while (oldest_batch_locked(mm) < ticket)
 		umn__mm_wait_locked(mm);
+	if (!mm->deferred_head)
+		slots_unmark(mm); /* ours; a deferral's would be needed */
 	umn__mm_unlock(mm);
 	return 0;
 }

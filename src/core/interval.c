@@ -84,12 +84,11 @@ int umn_interval_insert(struct umn_interval *sub, struct umn_mm *mm,
 	}
 	sub->umn__ops = ops;
 	umn__itree_set_bounds(sub, start, last);
-	if (umn__tree_claim_locked(mm)) {
+	if (umn__tree_claim_locked(mm))
 		umn__sub_go_live_locked(mm, sub);
-		umn__tree_unclaim_locked(mm);
-	} else {
+	else
 		umn__defer_locked(mm, sub, SUB_INSERT);
-	}
+	umn__tree_unclaim_locked(mm);
 	umn__mm_unlock(mm);
 	return 0;
 }
@@ -118,14 +117,15 @@ int umn_interval_remove(struct umn_interval *sub)
 
 	if (st == SUB_LIVE && umn__tree_claim_locked(mm)) {
 		umn__itree_erase(&mm->root, sub);
-		umn__tree_unclaim_locked(mm);
 		sub_reset(sub);
+		umn__tree_unclaim_locked(mm);
 	} else {
 		/* Pending already, or walks hold the tree: the walk that ends
 		 * last erases @sub when it applies the list. */
 		umn__defer_locked(mm, sub,
 				  st == SUB_INSERT ? SUB_INSERT_REMOVE
 						   : SUB_REMOVE);
+		umn__tree_unclaim_locked(mm);
 		while (umn__sub_state(sub) != SUB_IDLE)
 			umn__mm_wait_locked(mm);
 	}
@@ -153,10 +153,14 @@ int umn_interval_put(struct umn_interval *sub)
 	if (st != SUB_LIVE || !umn__tree_claim_locked(mm)) {
 		umn__defer_locked(mm, sub,
 				  st == SUB_INSERT ? SUB_INSERT_PUT : SUB_PUT);
+		umn__tree_unclaim_locked(mm);
 		umn__mm_unlock(mm);
 		return 0;
 	}
 	umn__itree_erase(&mm->root, sub);
+	/* Put until release_run() resets it: a second put, or an update or
+	 * remove, racing with the release gets -EALREADY. */
+	umn__sub_set_state(sub, mm, SUB_PUT);
 	umn__tree_unclaim_locked(mm);
 	/* No walk can reach @sub any more: release it on this thread, as a
 	 * one-element list (link 0), outside the lock. */
@@ -195,6 +199,7 @@ int umn_interval_update(struct umn_interval *sub, uintptr_t start,
 			break;
 		}
 		umn__defer_locked(mm, sub, SUB_UPDATE);
+		umn__tree_unclaim_locked(mm);
 		/* fall through */
 	default: /* SUB_UPDATE: the last update wins */
 		sub->umn__pending_start = start;

@@ -25,7 +25,7 @@
  *        while any walk is counted)        ->release() of what was put
  *
  * range_end of a lock-free walk drops its slot and settles if a writer
- * deferred something meanwhile.  The tree is read without the lock by both
+ * marked it (it deferred something meanwhile, or a synchronize waits).  The tree is read without the lock by both
  * kinds of walk, and changed under the lock only by a thread that claimed
  * it, so every change happens before, or after, a whole walk.
  */
@@ -80,9 +80,8 @@ static bool walk_visit(struct umn_interval *sub, void *arg)
 		/*
 		 * The first overlap: ->invalidate() will run, so this becomes a
 		 * locked walk.  Counted in active before the slot is dropped,
-		 * the tree stays frozen throughout.  Dropping it needs no
-		 * settle: a deferral that saw it set pending, and this walk's
-		 * end settles.
+		 * the tree stays frozen throughout.  A mark on the slot needs
+		 * no settle here: this walk's end settles, and wakes.
 		 */
 		w->cur_seq = walk_lock_in(w->range->mm);
 		atomic_fetch_sub(&w->slot->walks, 1);
@@ -113,11 +112,14 @@ static void walk_end(struct umn_mm *mm)
 		umn__release_run(mm, put, &batch);
 }
 
-/* End a lock-free walk: see the protocol at the top of defer.c. */
+/*
+ * End a lock-free walk (the protocol is at the top of defer.c).  Unless
+ * marked, it does not touch @mm after the decrement: a synchronize that saw
+ * the slot empty may already have let the space be freed.
+ */
 static void walk_end_lock_free(struct umn_mm *mm)
 {
-	atomic_fetch_sub(&walk_slot(mm)->walks, 1); /* SC */
-	if (atomic_load(&mm->writing) || atomic_load(&mm->pending))
+	if (atomic_fetch_sub(&walk_slot(mm)->walks, 1) & UMN__SLOT_SETTLE)
 		umn__settle(mm);
 }
 
@@ -142,7 +144,7 @@ int umn_invalidate_range_start(struct umn_range *range)
 	atomic_fetch_add(&w.slot->walks, 1); /* SC: the Dekker pair, defer.c */
 	if (atomic_load(&mm->writing)) {
 		/* A writer holds the tree: be counted under the lock instead
-		 * (no settle needed, as in walk_visit). */
+		 * (a mark needs no settle, as in walk_visit). */
 		atomic_fetch_sub(&w.slot->walks, 1);
 		w.slot = NULL;
 		w.cur_seq = walk_lock_in(mm);
