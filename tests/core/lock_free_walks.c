@@ -167,6 +167,145 @@ static void test_overlap_makes_a_period(void **state)
 }
 
 /*
+ * A deferral made while only a lock-free walk holds the tree must be applied
+ * when that walk ends, with no other walk to help.  The walk's end and the
+ * writer's claim race closely here, round after round; a gap between
+ * "the writer saw the walk" and "the walk will settle" strands the insert.
+ */
+struct rounds {
+	struct umn_mm *mm;
+	atomic_long round, walked;
+	long last;
+};
+
+static void *rounds_walker(void *arg)
+{
+	struct rounds *r = arg;
+
+	for (long i = 1; i <= r->last; i++) {
+		while (atomic_load(&r->round) < i)
+			;
+		umn_invalidate(r->mm, FAR_START, FAR_END, UMN_EVENT_UNMAP);
+		atomic_store(&r->walked, i);
+	}
+	return NULL;
+}
+
+static void test_no_stranded_deferral(void **state)
+{
+	struct rounds r = { .last = 20000 };
+	struct umn_interval sub = {0};
+	long stranded = 0;
+	pthread_t t;
+
+	r.mm = umn_mm_new();
+	assert_non_null(r.mm);
+	atomic_init(&r.round, 0);
+	atomic_init(&r.walked, 0);
+	assert_int_equal(pthread_create(&t, NULL, rounds_walker, &r), 0);
+	for (long i = 1; i <= r.last; i++) {
+		atomic_store(&r.round, i);
+		assert_int_equal(umn_interval_insert(&sub, r.mm, 0x1000, 0x1000,
+						     &plain_ops), 0);
+		while (atomic_load(&r.walked) < i)
+			;
+		/* No walk is in progress: the insert must be applied. */
+		if (umn_interval_start(&sub) != 0x1000) {
+			stranded++;
+			umn_invalidate(r.mm, FAR_START, FAR_END,
+				       UMN_EVENT_UNMAP); /* unstick it */
+		}
+		assert_int_equal(umn_interval_remove(&sub), 0);
+	}
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(stranded, 0);
+	assert_int_equal(umn_mm_free(r.mm), 0);
+}
+
+struct sync_job {
+	struct umn_mm *mm;
+	atomic_int done;
+	int ret;
+};
+
+static void *sync_main(void *arg)
+{
+	struct sync_job *j = arg;
+
+	j->ret = umn_synchronize(j->mm);
+	atomic_store(&j->done, 1);
+	return NULL;
+}
+
+/* synchronize waits for every walk in flight, lock-free ones included;
+ * once it returns, the space may be freed. */
+static void test_synchronize_waits_for_lock_free_walk(void **state)
+{
+	struct sync_job j = { .mm = umn_mm_new() };
+	struct holder h;
+	pthread_t t;
+
+	assert_non_null(j.mm);
+	atomic_init(&j.done, 0);
+	holder_start(&h, j.mm);
+	assert_int_equal(pthread_create(&t, NULL, sync_main, &j), 0);
+	sleep_ms(100);
+	assert_int_equal(atomic_load(&j.done), 0);
+	holder_stop(&h);
+	assert_true(wait_for(&j.done, 1, WAIT_S));
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(j.ret, 0);
+	assert_int_equal(umn_mm_free(j.mm), 0);
+}
+
+/* Two threads put one subscription with no walk in progress: one succeeds,
+ * the other gets an error, release runs once, nothing is erased twice. */
+struct put_race {
+	struct counter *c;
+	pthread_barrier_t *go;
+	int ret;
+};
+
+static void *put_main(void *arg)
+{
+	struct put_race *p = arg;
+
+	pthread_barrier_wait(p->go);
+	p->ret = umn_interval_put(&p->c->sub);
+	return NULL;
+}
+
+static void test_concurrent_puts(void **state)
+{
+	struct umn_mm *mm = umn_mm_new();
+
+	assert_non_null(mm);
+	for (int round = 0; round < 300; round++) {
+		struct counter c = {0};
+		pthread_barrier_t go;
+		struct put_race p[2] = { { &c, &go, 1 }, { &c, &go, 1 } };
+		pthread_t t[2];
+
+		assert_int_equal(umn_interval_insert(&c.sub, mm, 0x1000, 0x1000,
+						     &counter_ops), 0);
+		pthread_barrier_init(&go, NULL, 2);
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(pthread_create(&t[i], NULL, put_main,
+							&p[i]), 0);
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(pthread_join(t[i], NULL), 0);
+		pthread_barrier_destroy(&go);
+		assert_int_equal((p[0].ret == 0) + (p[1].ret == 0), 1);
+		int err = p[0].ret ? p[0].ret : p[1].ret;
+
+		assert_true(err == -EALREADY || err == -ENOENT);
+		assert_int_equal(umn_synchronize(mm), 0);
+		assert_int_equal(atomic_load(&c.released), 1);
+	}
+	assert_int_equal(umn_mm_free(mm), 0);
+}
+
+/*
  * The stress: heap subscriptions, freed as soon as they are ours again.
  * Threads other than the test's own count failures instead of asserting.
  */
@@ -306,6 +445,9 @@ int main(void)
 		cmocka_unit_test(test_insert_waits_for_lock_free_walk),
 		cmocka_unit_test(test_remove_and_put_wait_for_lock_free_walk),
 		cmocka_unit_test(test_overlap_makes_a_period),
+		cmocka_unit_test(test_no_stranded_deferral),
+		cmocka_unit_test(test_synchronize_waits_for_lock_free_walk),
+		cmocka_unit_test(test_concurrent_puts),
 		cmocka_unit_test(test_stress_walks_against_writers),
 	};
 
