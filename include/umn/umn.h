@@ -177,10 +177,11 @@ struct umn_mm *umn_mm_process(void);
  * @ops:    callbacks; ->invalidate is required, ->release is needed for put.
  *          Must stay valid until @sub is removed or released.
  *
- * With no walk in progress on @mm, @sub is in the tree when this returns.
- * Otherwise the insert is deferred to the end of the walks; invalidations
- * already under way will not reach @sub, and umn_read_begin() on it waits
- * until they end.
+ * With no walk in progress on @mm (and no earlier operation still waiting
+ * to be applied), @sub is in the tree when this returns.  Otherwise the
+ * insert is deferred to the end of the walks, after the operations queued
+ * before it; invalidations already under way will not reach @sub, and
+ * umn_read_begin() on it waits until it is applied.
  *
  * Context: any thread, including inside ->invalidate() and ->release() of
  *          any space.  Never blocks, allocates nothing.
@@ -217,9 +218,9 @@ int umn_interval_remove(struct umn_interval *sub);
  * @sub: an inserted subscription whose ops have ->release.
  *
  * ->release(@sub) is called exactly once, after no ->invalidate() of @sub is
- * running or can start: before this returns when no walk is in progress,
- * otherwise by the thread whose walk ends last.  Until then @sub may still
- * receive ->invalidate().
+ * running or can start: before this returns when no walk is in progress
+ * (and no earlier operation waits), otherwise by the thread whose walk ends
+ * last.  Until then @sub may still receive ->invalidate().
  *
  * Context: any thread, including inside ->invalidate() and ->release() of
  *          any space.  Never waits for another thread and allocates
@@ -237,10 +238,11 @@ int umn_interval_put(struct umn_interval *sub);
  * @start:  first address of the new range.
  * @length: bytes; non-zero, and @start + @length must not wrap.
  *
- * With no walk in progress, takes effect before returning.  Otherwise it is
- * stored in @sub and applied by the last walker; of several updates before
- * that, the last wins, and umn_read_begin() on @sub waits until it is
- * applied.  Walks in progress keep using the old range.
+ * With no walk in progress (and no earlier operation waiting), takes effect
+ * before returning.  Otherwise it is stored in @sub and applied by the last
+ * walker; of several updates before that, the last wins, and
+ * umn_read_begin() on @sub waits until it is applied.  Walks in progress
+ * keep using the old range.
  *
  * Context: any thread, including inside ->invalidate() and ->release() of
  *          any space.  Never blocks, allocates nothing.
