@@ -8,6 +8,7 @@
  * freed node (AddressSanitizer) or race (ThreadSanitizer).
  */
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -172,19 +173,31 @@ static void test_overlap_makes_a_period(void **state)
  * writer's claim race closely here, round after round; a gap between
  * "the writer saw the walk" and "the walk will settle" strands the insert.
  */
+#define ANCHOR 0x800000 /* a subscription whose walks are locked */
+
 struct rounds {
 	struct umn_mm *mm;
-	atomic_long round, walked;
-	long last;
+	atomic_long round, walked; /* round -1: stop */
 };
+
+/* Spin (the race wants both threads running), yielding if it drags on:
+ * on a loaded machine, two spinning threads would starve each other.
+ * Returns the value that ended the wait. */
+static long spin_until(atomic_long *v, long want)
+{
+	long x;
+
+	for (unsigned n = 0; (x = atomic_load(v)) >= 0 && x < want; n++)
+		if (n > 1000)
+			sched_yield();
+	return x;
+}
 
 static void *rounds_walker(void *arg)
 {
 	struct rounds *r = arg;
 
-	for (long i = 1; i <= r->last; i++) {
-		while (atomic_load(&r->round) < i)
-			;
+	for (long i = 1; spin_until(&r->round, i) >= 0; i++) {
 		umn_invalidate(r->mm, FAR_START, FAR_END, UMN_EVENT_UNMAP);
 		atomic_store(&r->walked, i);
 	}
@@ -193,32 +206,37 @@ static void *rounds_walker(void *arg)
 
 static void test_no_stranded_deferral(void **state)
 {
-	struct rounds r = { .last = 20000 };
-	struct umn_interval sub = {0};
-	long stranded = 0;
+	struct umn_interval sub = {0}, anchor = {0};
+	double end = now_s() + test_stress_seconds() / 2;
+	struct rounds r;
+	long i, stranded = 0;
 	pthread_t t;
 
 	r.mm = umn_mm_new();
 	assert_non_null(r.mm);
+	assert_int_equal(umn_interval_insert(&anchor, r.mm, ANCHOR, 0x1000,
+					     &plain_ops), 0);
 	atomic_init(&r.round, 0);
 	atomic_init(&r.walked, 0);
 	assert_int_equal(pthread_create(&t, NULL, rounds_walker, &r), 0);
-	for (long i = 1; i <= r.last; i++) {
+	for (i = 1; i <= 20000 && (i < 2000 || now_s() < end); i++) {
 		atomic_store(&r.round, i);
 		assert_int_equal(umn_interval_insert(&sub, r.mm, 0x1000, 0x1000,
 						     &plain_ops), 0);
-		while (atomic_load(&r.walked) < i)
-			;
+		spin_until(&r.walked, i);
 		/* No walk is in progress: the insert must be applied. */
 		if (umn_interval_start(&sub) != 0x1000) {
 			stranded++;
-			umn_invalidate(r.mm, FAR_START, FAR_END,
-				       UMN_EVENT_UNMAP); /* unstick it */
+			/* A locked walk's end settles: unstick it, so that a
+			 * regression fails here rather than hangs in remove. */
+			umn_invalidate(r.mm, ANCHOR, ANCHOR + 1, UMN_EVENT_UNMAP);
 		}
 		assert_int_equal(umn_interval_remove(&sub), 0);
 	}
+	atomic_store(&r.round, -1);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_int_equal(stranded, 0);
+	assert_int_equal(umn_interval_remove(&anchor), 0);
 	assert_int_equal(umn_mm_free(r.mm), 0);
 }
 
