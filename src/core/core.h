@@ -193,7 +193,6 @@ void umn__release_begin_locked(struct umn_mm *mm,
 			       struct umn__release_batch *batch);
 struct umn_interval *umn__settle_locked(struct umn_mm *mm,
 					struct umn__release_batch *batch);
-void umn__settle(struct umn_mm *mm);
 void umn__release_run(struct umn_mm *mm, struct umn_interval *list,
 		      struct umn__release_batch *batch);
 

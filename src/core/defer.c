@@ -225,18 +225,6 @@ struct umn_interval *umn__settle_locked(struct umn_mm *mm,
 	return put;
 }
 
-void umn__settle(struct umn_mm *mm)
-{
-	struct umn__release_batch batch;
-	struct umn_interval *put;
-
-	umn__mm_lock(mm);
-	put = umn__settle_locked(mm, &batch);
-	umn__mm_unlock(mm);
-	if (put)
-		umn__release_run(mm, put, &batch);
-}
-
 /*
  * Call ->release() of each subscription on @list, with no lock held, then
  * retire @batch.  The thread counts as inside a callback of @mm meanwhile.
@@ -286,11 +274,17 @@ int umn_synchronize(struct umn_mm *mm)
 	if (umn__thread_inside(mm))
 		return -EDEADLK;
 	umn__mm_lock(mm);
-	/* The period in progress ends after every locked walk in it. */
-	umn__mm_wait_period_locked(mm);
-	/* Each lock-free walk in progress settles, and wakes us, as it ends. */
-	while (slots_mark(mm))
+	/*
+	 * Locked walks end with their period; each lock-free walk in progress
+	 * settles, and wakes us, as it ends.  Again until both are done: a
+	 * marked walk may have become a locked one meanwhile.
+	 */
+	for (;;) {
+		umn__mm_wait_period_locked(mm);
+		if (!slots_mark(mm))
+			break;
 		umn__mm_wait_locked(mm);
+	}
 	/* Operations queued before us are applied by the next settle. */
 	if (mm->deferred_head) {
 		unsigned long applied = mm->applied;
@@ -303,8 +297,10 @@ int umn_synchronize(struct umn_mm *mm)
 
 	while (oldest_batch_locked(mm) < ticket)
 		umn__mm_wait_locked(mm);
-	if (!mm->deferred_head)
+	if (!mm->deferred_head) {
 		slots_unmark(mm); /* ours; a deferral's would be needed */
+		umn__mm_wake_locked(mm); /* other synchronizes mark again */
+	}
 	umn__mm_unlock(mm);
 	return 0;
 }

@@ -113,14 +113,28 @@ static void walk_end(struct umn_mm *mm)
 }
 
 /*
- * End a lock-free walk (the protocol is at the top of defer.c).  Unless
- * marked, it does not touch @mm after the decrement: a synchronize that saw
- * the slot empty may already have let the space be freed.
+ * End a lock-free walk (the protocol is at the top of defer.c).  Once it has
+ * left its slot, a synchronize may see the space idle and let it be freed,
+ * so nothing may touch @mm after that: an unmarked walk leaves with a CAS (a
+ * mark set meanwhile makes it fail, and is seen), a marked one under the
+ * lock (marks are set only under it), then settles before unlocking.
  */
 static void walk_end_lock_free(struct umn_mm *mm)
 {
-	if (atomic_fetch_sub(&walk_slot(mm)->walks, 1) & UMN__SLOT_SETTLE)
-		umn__settle(mm);
+	_Atomic unsigned long *w = &walk_slot(mm)->walks;
+	unsigned long old = atomic_load(w);
+	struct umn__release_batch batch;
+	struct umn_interval *put;
+
+	while (!(old & UMN__SLOT_SETTLE))
+		if (atomic_compare_exchange_weak(w, &old, old - 1)) /* SC */
+			return;
+	umn__mm_lock(mm);
+	atomic_fetch_sub(w, 1);
+	put = umn__settle_locked(mm, &batch);
+	umn__mm_unlock(mm);
+	if (put)
+		umn__release_run(mm, put, &batch); /* a batch: still counted */
 }
 
 
@@ -143,11 +157,12 @@ int umn_invalidate_range_start(struct umn_range *range)
 	w.slot = walk_slot(mm);
 	atomic_fetch_add(&w.slot->walks, 1); /* SC: the Dekker pair, defer.c */
 	if (atomic_load(&mm->writing)) {
-		/* A writer holds the tree: be counted under the lock instead
+		/* A writer holds the tree: be counted under the lock instead,
+		 * before leaving the slot, so that synchronize never misses us
 		 * (a mark needs no settle, as in walk_visit). */
+		w.cur_seq = walk_lock_in(mm);
 		atomic_fetch_sub(&w.slot->walks, 1);
 		w.slot = NULL;
-		w.cur_seq = walk_lock_in(mm);
 		range->umn__mode = MODE_CALLING;
 	} else {
 		range->umn__mode = MODE_LOCK_FREE; /* until the first overlap */
