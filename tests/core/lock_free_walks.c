@@ -276,6 +276,111 @@ static void test_synchronize_waits_for_lock_free_walk(void **state)
 	assert_int_equal(umn_mm_free(j.mm), 0);
 }
 
+/*
+ * Two synchronizes: S1 waits for a release batch, S2 for a lock-free walk it
+ * marked.  Whichever ends first must not leave the other asleep once the
+ * walk is gone (a synchronize that cleared the marks without a wake did).
+ */
+struct two_sync {
+	struct umn_mm *mm;
+	struct umn_interval sub;
+	atomic_int rel_in, rel_go;
+};
+
+static struct two_sync *two_sync_cur;
+
+static void two_sync_release(struct umn_interval *sub)
+{
+	atomic_store(&two_sync_cur->rel_in, 1);
+	wait_for(&two_sync_cur->rel_go, 1, WAIT_S);
+}
+
+static const struct umn_interval_ops two_sync_ops = {
+	.invalidate = plain_invalidate,
+	.release = two_sync_release,
+};
+
+static void *two_sync_put(void *arg)
+{
+	umn_interval_put(&((struct two_sync *)arg)->sub);
+	return NULL;
+}
+
+static unsigned waiters_of(struct umn_mm *mm)
+{
+	umn__mm_lock(mm);
+	unsigned n = mm->waiters;
+
+	umn__mm_unlock(mm);
+	return n;
+}
+
+static void wait_waiters(struct umn_mm *mm, unsigned n)
+{
+	double end = now_s() + WAIT_S;
+
+	while (waiters_of(mm) < n && now_s() < end)
+		sleep_ms(1);
+	assert_true(waiters_of(mm) >= n);
+}
+
+static void test_two_synchronizes(void **state)
+{
+	struct two_sync ts = { .mm = umn_mm_new() };
+
+	assert_non_null(ts.mm);
+	two_sync_cur = &ts;
+	for (int round = 0; round < 60; round++) {
+		struct sync_job s1 = { .mm = ts.mm }, s2 = { .mm = ts.mm };
+		pthread_t tp, t1, t2;
+		struct holder h;
+
+		atomic_init(&ts.rel_in, 0);
+		atomic_init(&ts.rel_go, 0);
+		atomic_init(&s1.done, 0);
+		atomic_init(&s2.done, 0);
+		assert_int_equal(umn_interval_insert(&ts.sub, ts.mm, 0x1000,
+						     0x1000, &two_sync_ops), 0);
+		assert_int_equal(pthread_create(&tp, NULL, two_sync_put, &ts), 0);
+		assert_true(wait_for(&ts.rel_in, 1, WAIT_S)); /* batch in flight */
+		assert_int_equal(pthread_create(&t1, NULL, sync_main, &s1), 0);
+		wait_waiters(ts.mm, 1);
+		holder_start(&h, ts.mm);                      /* lock-free walk */
+		assert_int_equal(pthread_create(&t2, NULL, sync_main, &s2), 0);
+		wait_waiters(ts.mm, 2);
+		atomic_store(&ts.rel_go, 1);                  /* the batch ends */
+		assert_true(wait_for(&s1.done, 1, WAIT_S));
+		holder_stop(&h);                              /* the walk ends */
+		assert_true(wait_for(&s2.done, 1, 1.0));
+		assert_int_equal(pthread_join(tp, NULL), 0);
+		assert_int_equal(pthread_join(t1, NULL), 0);
+		assert_int_equal(pthread_join(t2, NULL), 0);
+	}
+	assert_int_equal(umn_mm_free(ts.mm), 0);
+}
+
+/* synchronize, then free at once, while lock-free walks are ending: the
+ * walks must be done with the space (ASan reports it otherwise). */
+static void test_synchronize_then_free(void **state)
+{
+	for (int round = 0; round < 200; round++) {
+		struct umn_mm *mm = umn_mm_new();
+		struct holder h[2];
+
+		assert_non_null(mm);
+		holder_start(&h[0], mm);
+		holder_start(&h[1], mm);
+		atomic_store(&h[0].stop, 1); /* they end while we synchronize */
+		atomic_store(&h[1].stop, 1);
+		assert_int_equal(umn_synchronize(mm), 0);
+		assert_int_equal(umn_mm_free(mm), 0);
+		for (int i = 0; i < 2; i++) {
+			assert_true(wait_for(&h[i].ended, 1, WAIT_S));
+			assert_int_equal(pthread_join(h[i].thread, NULL), 0);
+		}
+	}
+}
+
 /* Two threads put one subscription with no walk in progress: one succeeds,
  * the other gets an error, release runs once, nothing is erased twice. */
 struct put_race {
@@ -466,6 +571,8 @@ int main(void)
 		cmocka_unit_test(test_no_stranded_deferral),
 		cmocka_unit_test(test_synchronize_waits_for_lock_free_walk),
 		cmocka_unit_test(test_concurrent_puts),
+		cmocka_unit_test(test_two_synchronizes),
+		cmocka_unit_test(test_synchronize_then_free),
 		cmocka_unit_test(test_stress_walks_against_writers),
 	};
 
