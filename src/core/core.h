@@ -99,7 +99,8 @@ enum umn__sub_state {
  * the other: either the writer sees the walker and defers, or the walker
  * sees the writer and takes the lock.  defer.c has the whole protocol.
  */
-#define UMN__WALK_SLOTS 32
+#define UMN__WALK_SLOTS_ORDER 5
+#define UMN__WALK_SLOTS (1 << UMN__WALK_SLOTS_ORDER)
 /* A slot's word: the walks in it, and SETTLE (defer.c). */
 #define UMN__SLOT_SETTLE (~0ul ^ (~0ul >> 1))
 #define UMN__SLOT_COUNT  (~0ul >> 1)

@@ -53,7 +53,7 @@ static struct umn__walk_slot *walk_slot(struct umn_mm *mm)
 
 	/* Fibonacci hashing: TLS blocks differ in their high bits. */
 	return &mm->slots[(t * (uintptr_t)0x9e3779b97f4a7c15u) >>
-			  (sizeof(uintptr_t) * 8 - 5)];
+			  (sizeof(uintptr_t) * 8 - UMN__WALK_SLOTS_ORDER)];
 }
 
 /* Count a walk in active, under the lock; returns the period's seq. */
