@@ -85,26 +85,40 @@ static void test_insert_waits_for_lock_free_walk(void **state)
 	assert_int_equal(umn_mm_free(mm), 0);
 }
 
-struct remove_job {
-	struct umn_interval *sub;
+/* A call that may wait, made on a thread of its own: remove or synchronize. */
+struct job {
+	struct umn_mm *mm;         /* for synchronize */
+	struct umn_interval *sub;  /* for remove */
 	atomic_int done;
 	int ret;
 };
 
-static void *remove_main(void *arg)
+static void *job_finish(struct job *j, int ret)
 {
-	struct remove_job *j = arg;
-
-	j->ret = umn_interval_remove(j->sub);
+	j->ret = ret;
 	atomic_store(&j->done, 1);
 	return NULL;
+}
+
+static void *remove_main(void *arg)
+{
+	struct job *j = arg;
+
+	return job_finish(j, umn_interval_remove(j->sub));
+}
+
+static void *sync_main(void *arg)
+{
+	struct job *j = arg;
+
+	return job_finish(j, umn_synchronize(j->mm));
 }
 
 static void test_remove_and_put_wait_for_lock_free_walk(void **state)
 {
 	struct umn_mm *mm = umn_mm_new();
 	struct counter a = {0}, b = {0};
-	struct remove_job j = { .sub = &a.sub };
+	struct job j = { .sub = &a.sub };
 	struct holder h;
 	pthread_t t;
 
@@ -240,26 +254,11 @@ static void test_no_stranded_deferral(void **state)
 	assert_int_equal(umn_mm_free(r.mm), 0);
 }
 
-struct sync_job {
-	struct umn_mm *mm;
-	atomic_int done;
-	int ret;
-};
-
-static void *sync_main(void *arg)
-{
-	struct sync_job *j = arg;
-
-	j->ret = umn_synchronize(j->mm);
-	atomic_store(&j->done, 1);
-	return NULL;
-}
-
 /* synchronize waits for every walk in flight, lock-free ones included;
  * once it returns, the space may be freed. */
 static void test_synchronize_waits_for_lock_free_walk(void **state)
 {
-	struct sync_job j = { .mm = umn_mm_new() };
+	struct job j = { .mm = umn_mm_new() };
 	struct holder h;
 	pthread_t t;
 
@@ -331,7 +330,7 @@ static void test_two_synchronizes(void **state)
 	assert_non_null(ts.mm);
 	two_sync_cur = &ts;
 	for (int round = 0; round < 60; round++) {
-		struct sync_job s1 = { .mm = ts.mm }, s2 = { .mm = ts.mm };
+		struct job s1 = { .mm = ts.mm }, s2 = { .mm = ts.mm };
 		pthread_t tp, t1, t2;
 		struct holder h;
 
