@@ -38,17 +38,26 @@ ifeq ($(SAN),tsan)
 OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
 endif
 
-CPPFLAGS += -Iinclude -Isrc
+CPPFLAGS += -Iinclude -Isrc -DUMN_VERSION=\"$(VERSION)\"
 CFLAGS   ?=
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(OPT) $(CFLAGS)
 LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
-LDLIBS   += -pthread
+LDLIBS   += -pthread -ldl
 
-LIB_SRC := $(wildcard src/core/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o)
+# The monitor's architecture folder: x86_64 patches, others build a stub
+# that reports ENOTSUP.
+ARCH := $(shell $(CC) -dumpmachine | cut -d- -f1)
+ifeq ($(wildcard src/monitor/arch/$(ARCH)),)
+ARCH_DIR := src/monitor/arch/generic
+else
+ARCH_DIR := src/monitor/arch/$(ARCH)
+endif
+
+LIB_SRC := $(wildcard src/core/*.c src/monitor/*.c $(ARCH_DIR)/*.c $(ARCH_DIR)/*.S)
+LIB_OBJ := $(patsubst %,$(O)/%.o,$(basename $(LIB_SRC)))
 HEADERS := $(wildcard include/umn/*.h)
 
-TEST_SRC  := $(wildcard tests/core/*.c)
+TEST_SRC  := $(wildcard tests/core/*.c tests/monitor/*.c)
 TEST_BIN  := $(TEST_SRC:%.c=$(O)/%)
 EX_SRC    := $(wildcard examples/*.c)
 EX_BIN    := $(EX_SRC:%.c=$(O)/%)
@@ -61,9 +70,15 @@ lib: $(O)/libumn.a $(O)/$(SONAME) $(O)/umn.pc
 tests: $(TEST_BIN)
 examples: $(EX_BIN)
 
-$(O)/src/%.o: src/%.c $(HEADERS) $(wildcard src/*/*.h) Makefile
+LIB_DEPS := $(HEADERS) $(wildcard src/*/*.h $(ARCH_DIR)/*.h src/sys/arch/*/*.h) Makefile
+
+$(O)/src/%.o: src/%.c $(LIB_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(LIB_CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) -I$(ARCH_DIR) $(LIB_CFLAGS) -c $< -o $@
+
+$(O)/src/%.o: src/%.S $(LIB_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -I$(ARCH_DIR) $(LIB_CFLAGS) -c $< -o $@
 
 $(O)/libumn.a: $(LIB_OBJ)
 	rm -f $@
@@ -85,7 +100,7 @@ $(O)/umn.pc: umn.pc.in Makefile
 	$(PC_SED) > $@
 
 # Tests link the static library so they can reach internal (hidden) symbols.
-$(O)/tests/%: tests/%.c $(O)/libumn.a tests/core/helpers.h
+$(O)/tests/%: tests/%.c $(O)/libumn.a $(wildcard tests/*/helpers.h)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests $(ALL_CFLAGS) $< -o $@ $(O)/libumn.a -lcmocka $(LDLIBS)
 
@@ -96,6 +111,9 @@ $(O)/examples/%: examples/%.c $(O)/libumn.a
 $(O)/bench/%: bench/%.c $(O)/libumn.a $(wildcard bench/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Ibench $(ALL_CFLAGS) $< -o $@ $(O)/libumn.a $(LDLIBS)
+
+# Each tool and benchmark family with its own rules keeps them in a fragment.
+-include $(wildcard tools/*/build.mk bench/build.mk)
 
 check:
 	tests/run-all.sh

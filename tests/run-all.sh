@@ -6,6 +6,12 @@
 #   4. the library cross-compiled for aarch64
 #   5. exported symbols, kernel-doc blocks and man pages (tests/check-docs.sh)
 #   6. make install into a scratch root, then a program built with pkg-config
+#   7. the monitor suite in the plain builds too (glibc's own malloc paths),
+#      and umn trace against strace (tests/trace/run.sh)
+# The monitor suite does not run under ThreadSanitizer: its runtime tears a
+# thread's state down before glibc's thread exit calls madvise on the
+# stack, and an instrumented wrapper run there crashes.  The core, where
+# the concurrency is, runs under it in full.
 # Ends with one line: "N passed, N failed, N skipped".
 # UMN_STRESS_SECONDS bounds each stress test (default 2).
 set -u
@@ -54,12 +60,16 @@ run_cmocka() {
 	echo "  $variant $(basename "$bin"): ${p:-0} passed, ${f:-0} failed"
 }
 
+# suite VARIANT CC SAN LAYERS...: build the tests, run those of LAYERS.
 suite() {
-	local variant=$1 cc=$2 san=$3
+	local variant=$1 cc=$2 san=$3 layer t
+	shift 3
 	echo "== tests under $variant ($cc)"
 	build "$variant" O="build/$variant" CC="$cc" SAN="$san" tests || return
-	for t in build/"$variant"/tests/core/*; do
-		[ -x "$t" ] && run_cmocka "$variant" "$t"
+	for layer in "$@"; do
+		for t in build/"$variant"/tests/"$layer"/*; do
+			[ -x "$t" ] && run_cmocka "$variant" "$t"
+		done
 	done
 }
 
@@ -67,8 +77,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 
-suite asan gcc asan
-suite tsan clang tsan
+suite asan gcc asan core monitor
+suite tsan clang tsan core
 
 for cc in gcc clang; do
 	echo "== plain build and examples ($cc)"
@@ -82,8 +92,24 @@ for cc in gcc clang; do
 				fail "example $(basename "$ex") ($cc)"
 			fi
 		done
+		if make -s -j"$jobs" WERROR=1 O="build/$cc" CC="$cc" tests \
+			>>"$log/$cc.build" 2>&1; then
+			for t in build/"$cc"/tests/monitor/*; do
+				[ -x "$t" ] && run_cmocka "$cc" "$t"
+			done
+		else
+			fail "build $cc tests (see $log/$cc.build)"
+		fi
 	fi
 done
+
+echo "== umn trace against strace"
+tests/trace/run.sh build/gcc >"$log/trace.log" 2>&1
+case $? in
+0) pass 1; sed 's/^/  /' "$log/trace.log" | head -20 ;;
+77) skip "umn trace: $(tail -1 "$log/trace.log")" ;;
+*) fail "umn trace against strace (see $log/trace.log)"; tail -20 "$log/trace.log" ;;
+esac
 
 echo "== aarch64 cross build"
 if command -v aarch64-linux-gnu-gcc >/dev/null; then

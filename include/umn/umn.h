@@ -158,13 +158,68 @@ struct umn_mm *umn_mm_new(void);
  */
 int umn_mm_free(struct umn_mm *mm);
 
+/* Flags for umn_mm_new_flags(). */
+#define UMN_MM_SIGNAL_SAFE 1u	/* walks may run in signal handlers */
+
+/**
+ * umn_mm_new_flags() - Create an address space, with options.
+ * @flags: 0 or UMN_MM_SIGNAL_SAFE.
+ *
+ * As umn_mm_new().  With UMN_MM_SIGNAL_SAFE, a thread blocks signals while
+ * it holds the space's internal lock, so an invalidation begun by a signal
+ * handler never waits for the lock held by the thread it interrupted.  That
+ * costs two sigprocmask calls on every path that takes the lock (insert,
+ * put, update, remove, and walks that hit a subscription); walks that hit
+ * nothing take no lock and pay nothing.  The process space is made this
+ * way.  Waits (remove, synchronize, a contended read_begin) hold signals
+ * blocked while they sleep.
+ *
+ * Context: any thread.  Allocates with malloc.
+ * Return: the space, or NULL with errno set to EINVAL (unknown flag) or
+ *         ENOMEM.
+ */
+struct umn_mm *umn_mm_new_flags(unsigned flags);
+
+enum umn_fork_phase { UMN_FORK_PREPARE, UMN_FORK_PARENT, UMN_FORK_CHILD };
+
+/**
+ * umn_mm_atfork() - Keep a space consistent across fork().
+ * @mm:    the space.
+ * @phase: which pthread_atfork() handler is calling.
+ *
+ * UMN_FORK_PREPARE takes the space's lock so that no operation is half
+ * done when the process is copied; UMN_FORK_PARENT releases it.
+ * UMN_FORK_CHILD leaves the child's copy of @mm empty and idle: every
+ * subscription the parent had inserted or queued reads as not inserted in
+ * the child (insert it again to watch memory there; remove returns
+ * -ENOENT), releases the parent still owed are not called in the child, and
+ * walks the parent's other threads had in flight are forgotten.  The
+ * process space does this by itself.
+ *
+ * Context: the matching pthread_atfork() handler.  PREPARE may wait for an
+ *          operation in progress; not from a callback of @mm.
+ * Return: nothing.
+ */
+void umn_mm_atfork(struct umn_mm *mm, enum umn_fork_phase phase);
+
 /**
  * umn_mm_process() - The space of the running process.
  *
- * Fed by the process monitor.  The monitor is not part of this release yet.
+ * The first call installs the process monitor (umn/monitor.h), chosen by
+ * the environment variable UMN_MONITOR ("patch", the default, or "off"),
+ * and returns the space it feeds; later calls return the same space.  The
+ * space is made with UMN_MM_SIGNAL_SAFE and is never freed (umn_mm_free()
+ * refuses it with -EBUSY).  After fork() the child's process space is the
+ * same pointer, emptied as by umn_mm_atfork().  umn_monitor_query() says
+ * which source feeds it and why.
  *
- * Context: any thread.
- * Return: NULL with errno set to ENOSYS.
+ * Context: any thread, not from inside a callback.  The first call
+ *          allocates and patches code; later calls never block.
+ * Return: the space, or NULL with errno set: EINVAL (UMN_MONITOR has an
+ *         unknown value), ENOTSUP (patching is not supported on this
+ *         architecture), ENOEXEC (a libc entry point does not look as
+ *         expected, so nothing was patched), EACCES (libc's text could not
+ *         be made writable), ENOMEM.  A failed install is not retried.
  */
 struct umn_mm *umn_mm_process(void);
 

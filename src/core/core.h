@@ -36,6 +36,7 @@
 #define UMN_CORE_CORE_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -117,6 +118,10 @@ struct umn__release_batch {
 
 struct umn_mm {
 	pthread_mutex_t lock;
+	unsigned flags;             /* UMN_MM_*, and UMN__MM_PINNED; set at
+				       creation, read-only after */
+	sigset_t held_mask;         /* UMN_MM_SIGNAL_SAFE: the holder's signal
+				       mask before it took the lock; lock */
 	pthread_cond_t wake;        /* broadcast, under lock, when seq leaves
 				       a period or a release batch ends */
 	/*
@@ -170,6 +175,9 @@ static inline bool umn__sub_in_tree(enum umn__sub_state st)
 	return st == SUB_LIVE || st == SUB_UPDATE || st == SUB_REMOVE ||
 	       st == SUB_PUT;
 }
+
+/* Never freed: the process space (src/core/export.h). */
+#define UMN__MM_PINNED (1u << 31)
 
 /* mm.c: the lock, waiting, and the calling thread's walks. */
 void umn__mm_lock(struct umn_mm *mm);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "core/export.h"
 
 /*
  * The walks (range_start .. range_end) and ->release() calls this thread is
@@ -68,28 +69,68 @@ bool umn__thread_inside(const struct umn_mm *mm)
 	return false;
 }
 
+/*
+ * UMN_MM_SIGNAL_SAFE: the holder blocks signals from before it takes the
+ * lock until after it drops it, so no signal handler on this thread can
+ * begin a walk that would wait for the lock its own thread holds.  Left
+ * open: glibc's internal signals (which pthread_sigmask keeps open anyway)
+ * and the synchronous faults, whose handlers would otherwise never run and
+ * the process be killed instead; neither can arrive from umn's own code.
+ */
+static void mm_block_signals(sigset_t *old)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGILL);
+	sigdelset(&all, SIGFPE);
+	int err = pthread_sigmask(SIG_BLOCK, &all, old);
+
+	UMN_BUG_ON(err);
+}
+
 void umn__mm_lock(struct umn_mm *mm)
 {
+	sigset_t old;
+
+	if (mm->flags & UMN_MM_SIGNAL_SAFE)
+		mm_block_signals(&old);
 	int err = pthread_mutex_lock(&mm->lock);
 
 	UMN_BUG_ON(err);
+	if (mm->flags & UMN_MM_SIGNAL_SAFE)
+		mm->held_mask = old;
 }
 
 void umn__mm_unlock(struct umn_mm *mm)
 {
+	sigset_t old;
+
+	if (mm->flags & UMN_MM_SIGNAL_SAFE)
+		old = mm->held_mask;
 	int err = pthread_mutex_unlock(&mm->lock);
 
 	UMN_BUG_ON(err);
+	if (mm->flags & UMN_MM_SIGNAL_SAFE)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* Sleep until a broadcast; the caller re-checks its condition. */
+/*
+ * Sleep until a broadcast; the caller re-checks its condition.  Others hold
+ * the lock while this thread sleeps, so its saved mask goes to the stack.
+ */
 void umn__mm_wait_locked(struct umn_mm *mm)
 {
+	sigset_t mine = mm->held_mask;
+
 	mm->waiters++;
 	int err = pthread_cond_wait(&mm->wake, &mm->lock);
 
 	UMN_BUG_ON(err);
 	mm->waiters--;
+	mm->held_mask = mine;
 }
 
 void umn__mm_wake_locked(struct umn_mm *mm)
@@ -109,14 +150,19 @@ void umn__mm_wait_period_locked(struct umn_mm *mm)
 		umn__mm_wait_locked(mm);
 }
 
-struct umn_mm *umn_mm_new(void)
+struct umn_mm *umn_mm_new_flags(unsigned flags)
 {
+	if (flags & ~UMN_MM_SIGNAL_SAFE) {
+		errno = EINVAL;
+		return NULL;
+	}
 	/* Aligned for the walk slots, each on a cache line of its own. */
 	struct umn_mm *mm = aligned_alloc(_Alignof(struct umn_mm), sizeof(*mm));
 
 	if (!mm)
 		return NULL; /* aligned_alloc set ENOMEM */
 	memset(mm, 0, sizeof(*mm));
+	mm->flags = flags;
 	if (pthread_mutex_init(&mm->lock, NULL)) {
 		free(mm);
 		errno = ENOMEM;
@@ -133,10 +179,22 @@ struct umn_mm *umn_mm_new(void)
 	return mm;
 }
 
+struct umn_mm *umn_mm_new(void)
+{
+	return umn_mm_new_flags(0);
+}
+
+void umn__mm_pin(struct umn_mm *mm)
+{
+	mm->flags |= UMN__MM_PINNED;
+}
+
 int umn_mm_free(struct umn_mm *mm)
 {
 	if (!mm)
 		return -EINVAL;
+	if (mm->flags & UMN__MM_PINNED)
+		return -EBUSY;
 	umn__mm_lock(mm);
 	bool busy = mm->root || mm->deferred_head || umn__walks_locked(mm) ||
 		    mm->batches || mm->waiters;
@@ -150,8 +208,53 @@ int umn_mm_free(struct umn_mm *mm)
 	return 0;
 }
 
-struct umn_mm *umn_mm_process(void)
+static bool mm_forget(struct umn_interval *sub, void *arg)
 {
-	errno = ENOSYS;
-	return NULL;
+	atomic_store_relaxed(&sub->umn__mm_state, 0);
+	return true;
+}
+
+/*
+ * The child of fork(): one thread, this one, which took the lock in
+ * PREPARE.  The parent's other threads, their walks and their release
+ * batches do not exist here; the subscriptions do, in the child's copy of
+ * memory, and are marked not inserted.  Then the space starts over idle.
+ */
+static void mm_fork_child(struct umn_mm *mm)
+{
+	umn__itree_overlaps(mm->root, 0, UINTPTR_MAX, mm_forget, NULL);
+	for (struct umn_interval *sub = mm->deferred_head, *next; sub; sub = next) {
+		next = (struct umn_interval *)atomic_load_relaxed(&sub->umn__seq);
+		atomic_store_relaxed(&sub->umn__seq, 0);
+		mm_forget(sub, NULL);
+	}
+	unsigned flags = mm->flags;
+	sigset_t held = mm->held_mask;
+
+	memset(mm, 0, sizeof(*mm));
+	mm->flags = flags;
+	atomic_init(&mm->seq, 2);
+	int err = pthread_mutex_init(&mm->lock, NULL) ||
+		  pthread_cond_init(&mm->wake, NULL);
+
+	UMN_BUG_ON(err);
+	if (flags & UMN_MM_SIGNAL_SAFE)
+		pthread_sigmask(SIG_SETMASK, &held, NULL);
+}
+
+void umn_mm_atfork(struct umn_mm *mm, enum umn_fork_phase phase)
+{
+	switch (phase) {
+	case UMN_FORK_PREPARE:
+		umn__mm_lock(mm);
+		break;
+	case UMN_FORK_PARENT:
+		umn__mm_unlock(mm);
+		break;
+	case UMN_FORK_CHILD:
+		mm_fork_child(mm);
+		break;
+	default:
+		UMN_FATAL_MISUSE("umn_mm_atfork: unknown phase");
+	}
 }

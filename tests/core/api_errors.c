@@ -131,11 +131,21 @@ static void test_mm_free_busy_inside_callbacks(void **state)
 	assert_int_equal(umn_mm_free(mm), 0);
 }
 
-static void test_mm_process_enosys(void **state)
+static void test_mm_new_flags(void **state)
 {
+	struct umn_mm *mm = umn_mm_new_flags(UMN_MM_SIGNAL_SAFE);
+	struct counter c = {0};
+
+	assert_non_null(mm);
+	assert_int_equal(umn_interval_insert(&c.sub, mm, 4096, 4096,
+					     &counter_ops), 0);
+	assert_int_equal(umn_invalidate(mm, 0, 8192, UMN_EVENT_UNMAP), 0);
+	assert_int_equal(atomic_load(&c.calls), 1);
+	assert_int_equal(umn_interval_remove(&c.sub), 0);
+	assert_int_equal(umn_mm_free(mm), 0);
 	errno = 0;
-	assert_null(umn_mm_process());
-	assert_int_equal(errno, ENOSYS);
+	assert_null(umn_mm_new_flags(2));
+	assert_int_equal(errno, EINVAL);
 }
 
 static void test_insert_einval(void **state)
@@ -857,7 +867,7 @@ int main(void)
 		cmocka_unit_test(test_mm_free_busy_while_subscribed),
 		cmocka_unit_test(test_mm_free_busy_while_walking_or_putting),
 		cmocka_unit_test(test_mm_free_busy_inside_callbacks),
-		cmocka_unit_test(test_mm_process_enosys),
+		cmocka_unit_test(test_mm_new_flags),
 		cmocka_unit_test(test_insert_einval),
 		cmocka_unit_test(test_insert_eoverflow),
 		cmocka_unit_test(test_insert_ebusy),

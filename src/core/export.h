@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * export.h — what the library's other layers may use of the core beyond
+ * include/umn/umn.h.  Hidden symbols: not part of the ABI.
+ */
+#ifndef UMN_CORE_EXPORT_H
+#define UMN_CORE_EXPORT_H
+
+#include <umn/umn.h>
+
+/*
+ * Make @mm permanent: umn_mm_free() refuses it with -EBUSY.  For the
+ * process space, which the monitor's wrappers use for the whole life of the
+ * process.  Call before publishing @mm.
+ */
+void umn__mm_pin(struct umn_mm *mm);
+
+#endif /* UMN_CORE_EXPORT_H */

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: MIT
+/*
+ * process — the process space: made and fed once, on first use.
+ *
+ * States: not installed → installed (a space, fed by the chosen source, or
+ * shared with another copy of umn) or failed (NULL and an errno, for good).
+ * The first caller installs under install_lock; `done` publishes the result
+ * to every later caller, which then takes no lock.
+ *
+ * Order of the install: make the space, give it to the wrappers, then patch
+ * libc.  A thread that reaches a wrapper the moment its entry is patched
+ * finds the space already there.  A failed patch leaves libc as it was and
+ * the wrappers without a space.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/export.h"
+#include "monitor/monitor.h"
+#include "sys/atomic.h"
+
+#ifndef UMN_VERSION
+#define UMN_VERSION "0"
+#endif
+
+static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
+/* 0 until the install is over; pairs with the acquire in umn_mm_process()
+ * and umn_monitor_query().  The fields below are written before it, under
+ * install_lock, and never after. */
+static _Atomic int done;
+static struct umn_mm *process_mm;
+static int install_errno;
+static struct umn_monitor_info info;
+
+void umn__why(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t used = strlen(buf);
+	va_list ap;
+
+	if (used + 1 >= len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + used, len - used, fmt, ap);
+	va_end(ap);
+}
+
+/* Two copies of umn share wrappers only if their cores are the same. */
+void umn__monitor_abi(char abi[48])
+{
+	snprintf(abi, 48, "umn-%s-sub%zu-range%zu", UMN_VERSION,
+		 sizeof(struct umn_interval), sizeof(struct umn_range));
+}
+
+static void fork_prepare(void)
+{
+	umn_mm_atfork(process_mm, UMN_FORK_PREPARE);
+}
+
+static void fork_parent(void)
+{
+	umn_mm_atfork(process_mm, UMN_FORK_PARENT);
+}
+
+static void fork_child(void)
+{
+	umn_mm_atfork(process_mm, UMN_FORK_CHILD);
+}
+
+static enum umn_monitor_source requested_source(const char *env)
+{
+	if (!env || !*env || !strcmp(env, "patch"))
+		return UMN_MONITOR_PATCH;
+	if (!strcmp(env, "off"))
+		return UMN_MONITOR_OFF;
+	return UMN_MONITOR_NONE;
+}
+
+/* Patch libc to feed @mm.  Returns the space to use, or NULL with -errno. */
+static struct umn_mm *install_patch(struct umn_mm *mm, int *err)
+{
+	struct umn__monitor_shared mine = { .mm = mm, .info = &info };
+	const struct umn__monitor_shared *shared;
+	void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+
+	memcpy(mine.magic, UMN__SHARED_MAGIC, sizeof(UMN__SHARED_MAGIC));
+	umn__monitor_abi(mine.abi);
+	umn__monitor_hooks_init(libc);
+	umn__monitor_set_mm(mm);
+	*err = umn__arch_patch(&mine, &shared, info.reason, sizeof(info.reason));
+	if (libc)
+		dlclose(libc);
+	if (*err || shared)
+		umn__monitor_set_mm(NULL);
+	if (*err)
+		return NULL;
+	if (shared) {
+		info.shared = true;
+		return shared->mm;
+	}
+	for (int i = 0; i < HOOK_COUNT; i++)
+		info.chained += umn__monitor_hooks[i].chain != NULL;
+	return mm;
+}
+
+static void install(void)
+{
+	const char *env = getenv("UMN_MONITOR");
+	struct umn_mm *mm, *use = NULL;
+	int err = 0;
+
+	info.requested = requested_source(env);
+	if (info.requested == UMN_MONITOR_NONE) {
+		umn__why(info.reason, sizeof(info.reason),
+			 "UMN_MONITOR=%s: unknown source (patch or off)\n", env);
+		err = -EINVAL;
+		goto out;
+	}
+	mm = umn_mm_new_flags(UMN_MM_SIGNAL_SAFE);
+	if (!mm) {
+		umn__why(info.reason, sizeof(info.reason),
+			 "no memory for the process space\n");
+		err = -ENOMEM;
+		goto out;
+	}
+	if (info.requested == UMN_MONITOR_OFF) {
+		umn__why(info.reason, sizeof(info.reason),
+			 "UMN_MONITOR=off: nothing feeds the process space\n");
+		use = mm;
+	} else {
+		use = install_patch(mm, &err);
+	}
+	/*
+	 * A patch that failed part-way was undone, but a thread may have
+	 * entered a wrapper meanwhile and still hold @mm: keep it (one small
+	 * allocation, once).  Shared: nothing was patched, nobody has it.
+	 */
+	if (use && use != mm)
+		umn_mm_free(mm);
+	if (use == mm) {
+		umn__mm_pin(mm);
+		process_mm = mm;
+		if (pthread_atfork(fork_prepare, fork_parent, fork_child)) {
+			umn__why(info.reason, sizeof(info.reason),
+				 "pthread_atfork failed: a forked child would "
+				 "inherit the parent's subscriptions\n");
+		}
+	}
+	process_mm = use;
+	if (use)
+		info.source = info.requested;
+out:
+	info.error = -err;
+	install_errno = -err;
+}
+
+struct umn_mm *umn_mm_process(void)
+{
+	/* Pairs with the release store below. */
+	if (!atomic_load_acquire(&done)) {
+		pthread_mutex_lock(&install_lock);
+		if (!atomic_load_relaxed(&done)) { /* install_lock held */
+			install();
+			atomic_store_release(&done, 1);
+		}
+		pthread_mutex_unlock(&install_lock);
+	}
+	if (!process_mm)
+		errno = install_errno;
+	return process_mm;
+}
+
+int umn_monitor_query(struct umn_monitor_info *out)
+{
+	if (!out)
+		return -EINVAL;
+	/* Pairs with the release store in umn_mm_process(). */
+	if (!atomic_load_acquire(&done)) {
+		memset(out, 0, sizeof(*out));
+		snprintf(out->reason, sizeof(out->reason),
+			 "not installed: umn_mm_process() was not called\n");
+		return 0;
+	}
+	*out = info;
+	return 0;
+}
