@@ -99,8 +99,9 @@ $(O)/umn.pc: umn.pc.in Makefile
 	@mkdir -p $(@D)
 	$(PC_SED) > $@
 
-# Tests link the static library so they can reach internal (hidden) symbols.
-$(O)/tests/%: tests/%.c $(O)/libumn.a $(wildcard tests/*/helpers.h)
+# Tests link the static library so they can reach internal (hidden) symbols;
+# the shared one is built too, for the test that loads a second copy.
+$(O)/tests/%: tests/%.c $(O)/libumn.a $(O)/$(SONAME) $(wildcard tests/*/helpers.h)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests $(ALL_CFLAGS) $< -o $@ $(O)/libumn.a -lcmocka $(LDLIBS)
 

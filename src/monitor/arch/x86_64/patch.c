@@ -66,6 +66,7 @@ struct plan {
 	uint8_t undo[UNDO_MAX]; /* island code run before the wrapper */
 	size_t undo_len;
 	void *target;           /* where the entry jumps now, if it does */
+	bool mid;               /* target: a umn jump past the entry */
 	const struct umn__monitor_shared *found; /* umn's page at target */
 	uint8_t *slot;          /* in the island */
 	uint8_t before[16];     /* the aligned block holding the site */
@@ -135,6 +136,25 @@ static bool read_shared(const void *target, struct umn__monitor_shared *out)
 }
 
 /*
+ * The site holds the instruction the shape expects, or the jump a copy of
+ * umn wrote there: then it leads to that copy's island.
+ */
+static bool site_is(const uint8_t *site, const short *pat, size_t n,
+		    struct plan *pl)
+{
+	if (site[0] == 0xe9) {
+		pl->target = jump_target(site);
+		pl->mid = true;
+		return true;
+	}
+	return match(site, pat, n);
+}
+
+#define SITE_IS(site, pl, ...)                                               \
+	site_is((site), (const short[]){ __VA_ARGS__ },                        \
+		sizeof((const short[]){ __VA_ARGS__ }) / sizeof(short), (pl))
+
+/*
  * The shapes glibc's entry points have (after an optional endbr64), and
  * where each takes the jump.  Returns the site's offset from @p, or -1.
  */
@@ -145,12 +165,12 @@ static long plan_shape(const struct umn__hook *h, const uint8_t *p,
 	if (p[0] == 0xb8 && h->nr >= 0 && load32(p + 1) == h->nr)
 		return 0;
 	/* mmap: mov %ecx,%r10d; test $0xfff,%r9d (7 bytes, flags only). */
-	if (!strcmp(h->name, "mmap") &&
-	    MATCH(p, 0x41, 0x89, 0xca, 0x41, 0xf7, 0xc1, 0xff, 0x0f, 0, 0))
+	if (!strcmp(h->name, "mmap") && MATCH(p, 0x41, 0x89, 0xca) &&
+	    SITE_IS(p + 3, pl, 0x41, 0xf7, 0xc1, 0xff, 0x0f, 0, 0))
 		return 3;
 	/* mremap: sub $n,%rsp; mov %r8,m(%rsp) (5 bytes).  Undo: add $n. */
-	if (!strcmp(h->name, "mremap") &&
-	    MATCH(p, 0x48, 0x83, 0xec, ANY, 0x4c, 0x89, 0x44, 0x24, ANY)) {
+	if (!strcmp(h->name, "mremap") && MATCH(p, 0x48, 0x83, 0xec) &&
+	    SITE_IS(p + 4, pl, 0x4c, 0x89, 0x44, 0x24)) {
 		memcpy(pl->undo, (const uint8_t[]){ 0x48, 0x83, 0xc4, p[3] }, 4);
 		pl->undo_len = 4;
 		return 4;
@@ -160,15 +180,16 @@ static long plan_shape(const struct umn__hook *h, const uint8_t *p,
 	 * L must be a jump to mprotect, which is patched too.
 	 */
 	if (!strcmp(h->name, "pkey_mprotect") &&
-	    MATCH(p, 0x41, 0x89, 0xca, 0x83, 0xf9, 0xff, 0x74, ANY, 0xb8) &&
-	    load32(p + 9) == h->nr) {
+	    MATCH(p, 0x41, 0x89, 0xca, 0x83, 0xf9, 0xff, 0x74) &&
+	    (p[8] == 0xe9 || (p[8] == 0xb8 && load32(p + 9) == h->nr))) {
 		const uint8_t *l = p + 8 + (int8_t)p[7];
 		const uint8_t *mprotect_fn =
 			umn__monitor_hooks[HOOK_MPROTECT].libc;
 
-		if (l[0] == 0xe9 && l + 5 + load32(l + 1) == mprotect_fn)
-			return 8;
-		return -1;
+		if (l[0] != 0xe9 || l + 5 + load32(l + 1) != mprotect_fn)
+			return -1;
+		SITE_IS(p + 8, pl, 0xb8);
+		return 8;
 	}
 	/*
 	 * syscall(): six register moves, then mov 8(%rsp),%r9 (5 bytes).
@@ -176,8 +197,8 @@ static long plan_shape(const struct umn__hook *h, const uint8_t *p,
 	 */
 	if (!strcmp(h->name, "syscall") &&
 	    MATCH(p, 0x48, 0x89, 0xf8, 0x48, 0x89, 0xf7, 0x48, 0x89, 0xd6,
-		  0x48, 0x89, 0xca, 0x4d, 0x89, 0xc2, 0x4d, 0x89, 0xc8,
-		  0x4c, 0x8b, 0x4c, 0x24, 0x08)) {
+		  0x48, 0x89, 0xca, 0x4d, 0x89, 0xc2, 0x4d, 0x89, 0xc8) &&
+	    SITE_IS(p + 18, pl, 0x4c, 0x8b, 0x4c, 0x24, 0x08)) {
 		static const uint8_t undo[] = {
 			0x4d, 0x89, 0xc1, /* mov %r8,%r9 */
 			0x4d, 0x89, 0xd0, /* mov %r10,%r8 */
@@ -207,6 +228,9 @@ static int plan_one(const struct umn__hook *h, struct plan *pl, char *why,
 		p += sizeof(endbr64);
 	pl->target = jump_target(p);
 	long off = pl->target ? 0 : plan_shape(h, p, pl);
+
+	if (off >= 0 && pl->mid && !pl->target)
+		off = -1;
 
 	if (off < 0) {
 		umn__why(why, len,
@@ -416,6 +440,15 @@ static int plan_shared(struct plan *plans, const char *abi,
 		    !strncmp(found[i].abi, abi, sizeof(found[i].abi))) {
 			plans[i].found = &found[i];
 			n++;
+		}
+	}
+	for (int i = 0; i < HOOK_COUNT; i++) {
+		/* Its island expects the prefix run: only that copy can
+		 * follow it. */
+		if (plans[i].mid && !plans[i].found) {
+			umn__why(why, len, "%s: patched by a copy of umn of "
+				 "another version\n", umn__monitor_hooks[i].name);
+			return -ENOEXEC;
 		}
 	}
 	if (n == 0)
