@@ -84,9 +84,11 @@ $(O)/libumn.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
+# -z defs: no undefined symbol, except under a sanitizer, whose runtime the
+# program brings.
 $(O)/$(SONAME): $(LIB_OBJ) src/umn.map
 	$(CC) $(LIB_CFLAGS) -shared -Wl,-soname,$(SONAME) \
-		-Wl,--version-script=src/umn.map -Wl,-z,defs \
+		-Wl,--version-script=src/umn.map $(if $(SAN),,-Wl,-z,defs) \
 		-o $(O)/libumn.so.$(VERSION) $(LIB_OBJ) $(LDLIBS)
 	ln -sf libumn.so.$(VERSION) $@
 	ln -sf $(SONAME) $(O)/libumn.so

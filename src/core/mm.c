@@ -106,14 +106,17 @@ void umn__mm_lock(struct umn_mm *mm)
 
 void umn__mm_unlock(struct umn_mm *mm)
 {
+	/* Read before unlocking: once unlocked, @mm may be freed (a
+	 * synchronize followed by umn_mm_free on another thread). */
+	bool signal_safe = mm->flags & UMN_MM_SIGNAL_SAFE;
 	sigset_t old;
 
-	if (mm->flags & UMN_MM_SIGNAL_SAFE)
+	if (signal_safe)
 		old = mm->held_mask;
 	int err = pthread_mutex_unlock(&mm->lock);
 
 	UMN_BUG_ON(err);
-	if (mm->flags & UMN_MM_SIGNAL_SAFE)
+	if (signal_safe)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
