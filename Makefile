@@ -3,7 +3,7 @@
 #   make                      library (static + shared), umn.pc, examples in $(O)
 #   make check                the whole test suite (tests/run-all.sh)
 #   make bench                benchmarks, ratios against a baseline from the same run
-#   make demo                 the seed's scenario, as an example program
+#   make demo                 the seed's scenario, and free+malloc caught in a process
 #   make install PREFIX=/usr/local DESTDIR=
 #
 # Variables: O (output dir, default build), CC, SAN (asan | tsan | empty),
@@ -124,8 +124,9 @@ check:
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
 
-demo: $(O)/examples/seed_mirror
+demo: $(O)/examples/seed_mirror $(O)/examples/stale_registration
 	$(O)/examples/seed_mirror
+	$(O)/examples/stale_registration
 
 install: lib
 	install -d $(DESTDIR)$(INCDIR)/umn $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man3
