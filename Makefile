@@ -53,11 +53,12 @@ else
 ARCH_DIR := src/monitor/arch/$(ARCH)
 endif
 
-LIB_SRC := $(wildcard src/core/*.c src/monitor/*.c $(ARCH_DIR)/*.c $(ARCH_DIR)/*.S)
+LIB_SRC := $(wildcard src/core/*.c src/monitor/*.c $(ARCH_DIR)/*.c $(ARCH_DIR)/*.S \
+		     src/rcache/*.c)
 LIB_OBJ := $(patsubst %,$(O)/%.o,$(basename $(LIB_SRC)))
 HEADERS := $(wildcard include/umn/*.h)
 
-TEST_SRC  := $(wildcard tests/core/*.c tests/monitor/*.c)
+TEST_SRC  := $(wildcard tests/core/*.c tests/monitor/*.c tests/rcache/*.c)
 TEST_BIN  := $(TEST_SRC:%.c=$(O)/%)
 EX_SRC    := $(wildcard examples/*.c)
 EX_BIN    := $(EX_SRC:%.c=$(O)/%)
@@ -116,7 +117,7 @@ $(O)/bench/%: bench/%.c $(O)/libumn.a $(wildcard bench/*.h)
 	$(CC) $(CPPFLAGS) -Ibench $(ALL_CFLAGS) $< -o $@ $(O)/libumn.a $(LDLIBS)
 
 # Each tool and benchmark family with its own rules keeps them in a fragment.
--include $(wildcard tools/*/build.mk bench/build.mk)
+-include $(wildcard tools/*/build.mk bench/build.mk src/*/build.mk src/*/*/build.mk)
 
 check:
 	tests/run-all.sh

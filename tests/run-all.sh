@@ -77,8 +77,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 
-suite asan gcc asan core monitor
-suite tsan clang tsan core
+suite asan gcc asan core monitor rcache
+suite tsan clang tsan core rcache
 
 for cc in gcc clang; do
 	echo "== plain build and examples ($cc)"
