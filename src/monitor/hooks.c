@@ -259,14 +259,23 @@ static long mon_mremap(bool via, uintptr_t old, size_t old_size,
 static long mon_mmap(bool via, uintptr_t addr, size_t len, int prot, int flags,
 		     int fd, long off)
 {
-	int saved = errno, err;
+	int saved, err;
 	struct mon_walk w = { .begun = false };
+
+	/* Most mmaps take nothing away: straight to the kernel. */
+	if (!(flags & MAP_FIXED) || (flags & MAP_FIXED_NOREPLACE)) {
+		long ret = mon_real(via, HOOK_MMAP, SYS_mmap, (long)addr,
+				    (long)len, prot, flags, fd, off, &err);
+
+		if (err)
+			errno = err;
+		return ret;
+	}
+	saved = errno;
 
 	/* Spurious when nothing was mapped there: allowed, and cheaper than
 	 * asking the kernel. */
-	if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE))
-		mon_begin(&w, via, HOOK_MMAP, UMN_EVENT_UNMAP, addr,
-			  mon_end_of(addr, len));
+	mon_begin(&w, via, HOOK_MMAP, UMN_EVENT_UNMAP, addr, mon_end_of(addr, len));
 	long ret = mon_real(via, HOOK_MMAP, SYS_mmap, (long)addr, (long)len,
 			    prot, flags, fd, off, &err);
 	mon_end(&w);
