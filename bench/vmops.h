@@ -51,31 +51,15 @@
  * A raw system call: the same kernel work as libc's wrapper, on a path no
  * patcher sees (the monitors hook libc's entry points).
  */
-#if defined(__x86_64__)
-#define VM_HAVE_RAW 1
-static inline long vm_raw_syscall(long nr, long a, long b, long c, long d,
-				  long e, long f)
-{
-	register long r10 __asm__("r10") = d;
-	register long r8 __asm__("r8") = e;
-	register long r9 __asm__("r9") = f;
-	long ret;
+#include "sys/raw_syscall.h"
 
-	__asm__ volatile("syscall"
-			 : "=a"(ret)
-			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8),
-			   "r"(r9)
-			 : "rcx", "r11", "memory");
-	return ret;
-}
+/* The generic header goes through libc's syscall(), which a hook sees. */
+#if defined(__x86_64__) || defined(__aarch64__)
+#define VM_HAVE_RAW 1
 #else
 #define VM_HAVE_RAW 0
-static inline long vm_raw_syscall(long nr, long a, long b, long c, long d,
-				  long e, long f)
-{
-	return -1;
-}
 #endif
+#define vm_raw_syscall umn__sys6
 
 static inline void *vm_mmap(bool raw, void *hint, size_t len)
 {

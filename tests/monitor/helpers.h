@@ -152,6 +152,34 @@ static inline void watch_stop(struct watch *w)
 	assert_int_equal(umn_interval_remove(&w->sub), 0);
 }
 
+/*
+ * Run @fn in a forked child, with UMN_MONITOR set to @source (NULL: unset)
+ * and an alarm that turns a deadlock into a failure: a process installs
+ * the monitor once, so each install scenario needs a process of its own.
+ * Fails unless the child returns 0.
+ */
+static inline void in_child(int (*fn)(void), const char *source)
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		alarm(60);
+		if (source)
+			setenv("UMN_MONITOR", source, 1);
+		else
+			unsetenv("UMN_MONITOR");
+		_exit(fn());
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WIFSIGNALED(status))
+		fail_msg("child killed by signal %d%s", WTERMSIG(status),
+			 WTERMSIG(status) == SIGALRM ? " (stuck)" : "");
+	if (WEXITSTATUS(status))
+		fail_msg("child failed with status %d", WEXITSTATUS(status));
+}
+
 /* Fresh anonymous pages filled with @fill. */
 static inline char *map_pages(size_t pages, char fill)
 {

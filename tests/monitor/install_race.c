@@ -107,21 +107,8 @@ static int child(void)
 
 static void install_under_hammering_threads(void **state)
 {
-	for (int round = 0; round < ROUNDS; round++) {
-		pid_t pid = fork();
-		int status;
-
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			alarm(30);
-			_exit(child());
-		}
-		assert_int_equal(waitpid(pid, &status, 0), pid);
-		if (WIFSIGNALED(status))
-			fail_msg("round %d: child killed by signal %d", round,
-				 WTERMSIG(status));
-		assert_int_equal(WEXITSTATUS(status), 0);
-	}
+	for (int round = 0; round < ROUNDS; round++)
+		in_child(child, NULL);
 }
 
 int main(void)

@@ -92,20 +92,7 @@ static int child(void)
 
 static void munmap_in_signal_handler(void **state)
 {
-	pid_t pid = fork();
-	int status;
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		alarm(60);
-		_exit(child());
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	if (WIFSIGNALED(status))
-		fail_msg("child killed by signal %d (deadlock: SIGALRM)",
-			 WTERMSIG(status));
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	in_child(child, NULL);
 }
 
 int main(void)
