@@ -11,11 +11,23 @@
  * the gaps between the other registered regions (the cache calls it under
  * its mutex, so that set is stable).  A failed mlock may have locked part
  * of the range before it met a hole; that part is undone the same way.
+ *
+ * Raw system calls, not libc's: the sanitizers replace mlock and munlock
+ * with no-ops (their shadow memory must not be locked), which would make
+ * the backend a silent no-op exactly where it is tested.
  */
-#include <errno.h>
-#include <sys/mman.h>
-
 #include "rcache/cache.h"
+#include "sys/raw_syscall.h"
+
+static int sys_mlock(uintptr_t a, uintptr_t len)
+{
+	return -umn__sys_error(umn__sys2(SYS_mlock, a, len));
+}
+
+static void sys_munlock(uintptr_t a, uintptr_t len)
+{
+	umn__sys2(SYS_munlock, a, len); /* ENOMEM: unmapped since, fine */
+}
 
 /* munlock [a, e) except what other registered regions cover. */
 static void mlock_unlock_gaps(struct umn_rcache *rc, struct umn_region *r,
@@ -25,11 +37,11 @@ static void mlock_unlock_gaps(struct umn_rcache *rc, struct umn_region *r,
 
 	while (a < e) {
 		if (!umn__rcache_next_registered(rc, r, a, e, &cs, &ce)) {
-			munlock((void *)a, e - a); /* ENOMEM: unmapped, fine */
+			sys_munlock(a, e - a);
 			return;
 		}
 		if (cs > a)
-			munlock((void *)a, cs - a);
+			sys_munlock(a, cs - a);
 		if (ce > a)
 			a = ce;
 	}
@@ -38,12 +50,10 @@ static void mlock_unlock_gaps(struct umn_rcache *rc, struct umn_region *r,
 static int mlock_reg(struct umn_rcache *rc, struct umn_region *r)
 {
 	uintptr_t s = umn_region_start(r), e = umn_region_end(r);
+	int err = sys_mlock(s, e - s);
 
-	if (!mlock((void *)s, e - s))
-		return 0;
-	int err = -errno;
-
-	mlock_unlock_gaps(rc, r, s, e);
+	if (err)
+		mlock_unlock_gaps(rc, r, s, e);
 	return err;
 }
 
