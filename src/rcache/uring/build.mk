@@ -1,0 +1,71 @@
+# src/rcache/uring: the io_uring fixed-buffer backend.
+# Included by the top Makefile; uses its variables.
+#
+# liburing is needed by this backend and the demo only, so the backend is a
+# library of its own, libumn_uring (.a, and .so linked against libumn.so and
+# liburing), never part of libumn.  It is built when liburing's header is
+# found (Debian: liburing-dev) and not with CROSS=1; URING=0 or URING=1
+# overrides the check.
+#
+#   make uring               $(O)/libumn_uring.a, $(O)/libumn_uring.so.0
+
+ifeq ($(origin URING),undefined)
+ifeq ($(CROSS),)
+URING := $(shell echo 'int f(struct io_uring *r); int f(struct io_uring *r) \
+	{ return io_uring_register_buffers_sparse(r, 1); }' | \
+	$(CC) $(CPPFLAGS) -fsyntax-only -Werror=implicit-function-declaration \
+	-include liburing.h -x c - >/dev/null 2>&1 && echo 1 || echo 0)
+else
+URING := 0
+endif
+endif
+
+URING_VERSION := $(VERSION)
+URING_SONAME  := libumn_uring.so.$(SOMAJOR)
+URING_SRC     := $(wildcard src/rcache/uring/*.c)
+URING_OBJ     := $(URING_SRC:%.c=$(O)/%.o)
+URING_MK      := src/rcache/uring/build.mk
+
+.PHONY: uring install-uring
+
+ifeq ($(URING),1)
+
+ifeq ($(CROSS),)
+all: uring
+endif
+uring: $(O)/libumn_uring.a $(O)/$(URING_SONAME)
+
+# The top Makefile's $(O)/src/%.o rule compiles these (-fPIC, hidden).
+$(URING_OBJ): $(wildcard src/rcache/uring/*.h) $(URING_MK)
+
+$(O)/libumn_uring.a: $(URING_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(O)/$(URING_SONAME): $(URING_OBJ) $(O)/$(SONAME) src/rcache/uring/uring.map
+	$(CC) $(LIB_CFLAGS) -shared -Wl,-soname,$(URING_SONAME) \
+		-Wl,--version-script=src/rcache/uring/uring.map \
+		$(if $(SAN),,-Wl,-z,defs) -o $(O)/libumn_uring.so.$(URING_VERSION) \
+		$(URING_OBJ) -L$(O) -lumn -luring $(LDLIBS)
+	ln -sf libumn_uring.so.$(URING_VERSION) $@
+	ln -sf $(URING_SONAME) $(O)/libumn_uring.so
+
+install: install-uring
+install-uring: uring
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 $(O)/libumn_uring.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(O)/libumn_uring.so.$(URING_VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libumn_uring.so.$(URING_VERSION) $(DESTDIR)$(LIBDIR)/$(URING_SONAME)
+	ln -sf $(URING_SONAME) $(DESTDIR)$(LIBDIR)/libumn_uring.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCLUDEDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+		src/rcache/uring/umn-uring.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/umn-uring.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/umn-uring.pc
+
+else
+
+uring:
+	@echo "libumn_uring not built: URING=0, or no liburing 2.2 or later found (Debian: apt-get install liburing-dev)"
+install-uring:
+
+endif
