@@ -1,13 +1,15 @@
-# src/rcache/uring: the io_uring fixed-buffer backend.
+# src/rcache/uring: the io_uring fixed-buffer backend and its tests.
 # Included by the top Makefile; uses its variables.
 #
 # liburing is needed by this backend and the demo only, so the backend is a
 # library of its own, libumn_uring (.a, and .so linked against libumn.so and
 # liburing), never part of libumn.  It is built when liburing's header is
 # found (Debian: liburing-dev) and not with CROSS=1; URING=0 or URING=1
-# overrides the check.
+# overrides the check.  Without it, tests/uring/* build as programs that
+# exit 77 (skipped) saying why.
 #
 #   make uring               $(O)/libumn_uring.a, $(O)/libumn_uring.so.0
+#   make tests               also $(O)/tests/uring/*
 
 ifeq ($(origin URING),undefined)
 ifeq ($(CROSS),)
@@ -24,9 +26,11 @@ URING_VERSION := $(VERSION)
 URING_SONAME  := libumn_uring.so.$(SOMAJOR)
 URING_SRC     := $(wildcard src/rcache/uring/*.c)
 URING_OBJ     := $(URING_SRC:%.c=$(O)/%.o)
+URING_TESTS   := $(patsubst %.c,$(O)/%,$(wildcard tests/uring/*.c))
 URING_MK      := src/rcache/uring/build.mk
 
 .PHONY: uring install-uring
+tests: $(URING_TESTS)
 
 ifeq ($(URING),1)
 
@@ -50,6 +54,13 @@ $(O)/$(URING_SONAME): $(URING_OBJ) $(O)/$(SONAME) src/rcache/uring/uring.map
 	ln -sf libumn_uring.so.$(URING_VERSION) $@
 	ln -sf $(URING_SONAME) $(O)/libumn_uring.so
 
+# A static pattern rule: it wins over the top Makefile's $(O)/tests/% rule.
+$(URING_TESTS): $(O)/tests/uring/%: tests/uring/%.c $(O)/libumn_uring.a \
+		$(O)/libumn.a $(wildcard tests/uring/*.h) $(URING_MK)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -DUMN_HAVE_URING=1 -Itests $(ALL_CFLAGS) \
+		$< -o $@ $(O)/libumn_uring.a $(O)/libumn.a -luring -lcmocka $(LDLIBS)
+
 install: install-uring
 install-uring: uring
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig
@@ -63,6 +74,10 @@ install-uring: uring
 	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/umn-uring.pc
 
 else
+
+$(URING_TESTS): $(O)/tests/uring/%: tests/uring/%.c $(URING_MK)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -DUMN_HAVE_URING=0 $(ALL_CFLAGS) $< -o $@
 
 uring:
 	@echo "libumn_uring not built: URING=0, or no liburing 2.2 or later found (Debian: apt-get install liburing-dev)"
