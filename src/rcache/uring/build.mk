@@ -29,8 +29,19 @@ URING_OBJ     := $(URING_SRC:%.c=$(O)/%.o)
 URING_TESTS   := $(patsubst %.c,$(O)/%,$(wildcard tests/uring/*.c))
 URING_MK      := src/rcache/uring/build.mk
 
+# tests/uring/uring_stale.c runs the workload in tools/umn.
+URING_TOOL_OBJ :=
+ifeq ($(URING),1)
+URING_TOOL_OBJ += $(O)/tools/umn/uring_workload.o
+endif
+
 .PHONY: uring install-uring
 tests: $(URING_TESTS)
+
+$(URING_TOOL_OBJ): $(O)/tools/umn/%.o: tools/umn/%.c $(HEADERS) \
+		$(wildcard tools/umn/*.h) $(URING_MK) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -DUMN_HAVE_URING=$(URING) $(ALL_CFLAGS) -c $< -o $@
 
 ifeq ($(URING),1)
 
@@ -56,10 +67,12 @@ $(O)/$(URING_SONAME): $(URING_OBJ) $(O)/$(SONAME) src/rcache/uring/uring.map
 
 # A static pattern rule: it wins over the top Makefile's $(O)/tests/% rule.
 $(URING_TESTS): $(O)/tests/uring/%: tests/uring/%.c $(O)/libumn_uring.a \
-		$(O)/libumn.a $(wildcard tests/uring/*.h) $(URING_MK)
+		$(O)/libumn.a $(O)/tools/umn/uring_workload.o \
+		$(wildcard tests/uring/*.h tools/umn/*.h) $(URING_MK)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -DUMN_HAVE_URING=1 -Itests $(ALL_CFLAGS) \
-		$< -o $@ $(O)/libumn_uring.a $(O)/libumn.a -luring -lcmocka $(LDLIBS)
+	$(CC) $(CPPFLAGS) -DUMN_HAVE_URING=1 -Itests -Itools/umn $(ALL_CFLAGS) \
+		$< -o $@ $(O)/tools/umn/uring_workload.o $(O)/libumn_uring.a \
+		$(O)/libumn.a -luring -lcmocka $(LDLIBS)
 
 install: install-uring
 install-uring: uring
