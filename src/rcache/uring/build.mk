@@ -1,15 +1,16 @@
-# src/rcache/uring: the io_uring fixed-buffer backend and its tests.
-# Included by the top Makefile; uses its variables.
+# src/rcache/uring: the io_uring fixed-buffer backend, its tests and
+# `umn demo uring`.  Included by the top Makefile; uses its variables.
 #
 # liburing is needed by this backend and the demo only, so the backend is a
 # library of its own, libumn_uring (.a, and .so linked against libumn.so and
 # liburing), never part of libumn.  It is built when liburing's header is
 # found (Debian: liburing-dev) and not with CROSS=1; URING=0 or URING=1
 # overrides the check.  Without it, tests/uring/* build as programs that
-# exit 77 (skipped) saying why.
+# exit 77 (skipped) saying why, and `umn demo uring` says how to get it.
 #
 #   make uring               $(O)/libumn_uring.a, $(O)/libumn_uring.so.0
 #   make tests               also $(O)/tests/uring/*
+#   make demo-uring          $(O)/umn demo uring, once the tool calls it
 
 ifeq ($(origin URING),undefined)
 ifeq ($(CROSS),)
@@ -29,13 +30,13 @@ URING_OBJ     := $(URING_SRC:%.c=$(O)/%.o)
 URING_TESTS   := $(patsubst %.c,$(O)/%,$(wildcard tests/uring/*.c))
 URING_MK      := src/rcache/uring/build.mk
 
-# tests/uring/uring_stale.c runs the workload in tools/umn.
-URING_TOOL_OBJ :=
+# The workload `umn demo uring` shows is the one tests/uring checks.
+URING_TOOL_OBJ := $(O)/tools/umn/demo_uring.o
 ifeq ($(URING),1)
 URING_TOOL_OBJ += $(O)/tools/umn/uring_workload.o
 endif
 
-.PHONY: uring install-uring
+.PHONY: uring demo-uring install-uring
 tests: $(URING_TESTS)
 
 $(URING_TOOL_OBJ): $(O)/tools/umn/%.o: tools/umn/%.c $(HEADERS) \
@@ -43,12 +44,19 @@ $(URING_TOOL_OBJ): $(O)/tools/umn/%.o: tools/umn/%.c $(HEADERS) \
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -DUMN_HAVE_URING=$(URING) $(ALL_CFLAGS) -c $< -o $@
 
+# For tools/umn/build.mk: what the umn binary links to have `demo uring`.
+UMN_DEMO_OBJS := $(URING_TOOL_OBJ)
+$(O)/umn: $(URING_TOOL_OBJ)
+
 ifeq ($(URING),1)
 
 ifeq ($(CROSS),)
 all: uring
 endif
 uring: $(O)/libumn_uring.a $(O)/$(URING_SONAME)
+
+UMN_DEMO_LIBS := $(O)/libumn_uring.a $(O)/libumn.a -luring
+$(O)/umn: $(O)/libumn_uring.a $(O)/libumn.a
 
 # The top Makefile's $(O)/src/%.o rule compiles these (-fPIC, hidden).
 $(URING_OBJ): $(wildcard src/rcache/uring/*.h) $(URING_MK)
@@ -74,6 +82,9 @@ $(URING_TESTS): $(O)/tests/uring/%: tests/uring/%.c $(O)/libumn_uring.a \
 		$< -o $@ $(O)/tools/umn/uring_workload.o $(O)/libumn_uring.a \
 		$(O)/libumn.a -luring -lcmocka $(LDLIBS)
 
+demo-uring: $(O)/umn
+	$(O)/umn demo uring
+
 install: install-uring
 install-uring: uring
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig
@@ -88,12 +99,15 @@ install-uring: uring
 
 else
 
+UMN_DEMO_LIBS :=
+
 $(URING_TESTS): $(O)/tests/uring/%: tests/uring/%.c $(URING_MK)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -DUMN_HAVE_URING=0 $(ALL_CFLAGS) $< -o $@
 
 uring:
 	@echo "libumn_uring not built: URING=0, or no liburing 2.2 or later found (Debian: apt-get install liburing-dev)"
+demo-uring: uring
 install-uring:
 
 endif
