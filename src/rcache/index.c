@@ -26,25 +26,33 @@
 #include "rcache/index.h"
 #include "sys/atomic.h"
 #include "sys/debug.h"
+#include "sys/raw_syscall.h"
 
 #define LEAVES_PER_CHUNK 16
 #define TOP_MIN_CAP      16
 
-/* Index of the last key <= @addr among @keys[0..@n), or -1. */
+/*
+ * Index of the last key <= @addr among @keys[0..@n), or -1.  Branch-free
+ * (the compare becomes a conditional move): with random addresses a
+ * branchy search mispredicts about every other step, which cost more than
+ * the loads themselves.
+ */
 static long floor_search(_Atomic uintptr_t *keys, size_t n, uintptr_t addr)
 {
-	size_t lo = 0, hi = n;
+	size_t base = 0;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
+	if (!n)
+		return -1;
+	while (n > 1) {
+		size_t half = n / 2;
 
 		/* Relaxed: a value to compare; see the top of the file. */
-		if (atomic_load_relaxed(&keys[mid]) <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
+		base += atomic_load_relaxed(&keys[base + half]) <= addr ? half
+									: 0;
+		n -= half;
 	}
-	return (long)lo - 1;
+	return atomic_load_relaxed(&keys[base]) <= addr ? (long)base
+							: (long)base - 1;
 }
 
 struct umn_region *umn__ix_lookup(struct ix *ix, uintptr_t addr)
@@ -100,24 +108,43 @@ void umn__ix_destroy(struct ix *ix)
 	umn__ix_init(ix);
 }
 
-/* Leaves are carved from chunks that live as long as the index. */
+/*
+ * Leaves are carved from chunks that live as long as the index: small ones
+ * first, 2 MiB ones marked for transparent huge pages once the index has
+ * HUGE_AFTER leaves (as the regions' chunks, region.c).
+ */
+#define HUGE_AFTER 256
+#define HUGE_SIZE  ((size_t)2 << 20)
+#ifndef MADV_HUGEPAGE
+#define MADV_HUGEPAGE 14
+#endif
+
 static int leaf_chunk_add(struct ix *ix)
 {
 	size_t head = (sizeof(struct ix_chunk) + 63) & ~(size_t)63;
 	size_t stride = (sizeof(struct ix_leaf) + 63) & ~(size_t)63;
-	char *c = aligned_alloc(64, head + stride * LEAVES_PER_CHUNK);
+	size_t bytes = head + stride * LEAVES_PER_CHUNK, align = 64;
+	char *c;
 
+	if (ix->leaves >= HUGE_AFTER) {
+		align = HUGE_SIZE;
+		bytes = (bytes + HUGE_SIZE - 1) & ~(HUGE_SIZE - 1);
+	}
+	c = aligned_alloc(align, bytes);
 	if (!c)
 		return -ENOMEM;
+	if (align == HUGE_SIZE) /* a hint; raw, as region.c says why */
+		umn__sys3(SYS_madvise, c, bytes, MADV_HUGEPAGE);
 	/* Zero: n = 0 and every slot NULL, as the invariant wants. */
-	memset(c, 0, head + stride * LEAVES_PER_CHUNK);
+	memset(c, 0, bytes);
 	((struct ix_chunk *)c)->next = ix->chunks;
 	ix->chunks = (struct ix_chunk *)c;
-	for (int i = 0; i < LEAVES_PER_CHUNK; i++) {
+	for (size_t i = (bytes - head) / stride; i-- > 0;) {
 		struct ix_leaf *leaf = (struct ix_leaf *)(c + head + stride * i);
 
 		leaf->free_next = ix->free;
 		ix->free = leaf;
+		ix->leaves++;
 	}
 	return 0;
 }

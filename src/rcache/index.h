@@ -64,6 +64,7 @@ struct ix {
 	_Atomic(struct ix_top *) top;           /* NULL until the first insert */
 	struct ix_leaf *free;                   /* lock */
 	struct ix_chunk *chunks;                /* lock */
+	size_t leaves;                          /* carved so far; lock */
 	size_t regions;                         /* pairs in the index; lock */
 };
 
