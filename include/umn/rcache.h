@@ -191,7 +191,9 @@ int umn_rcache_free(struct umn_rcache *rc);
  * caller, until the matching umn_rcache_put(), even if an invalidation
  * reaches it meanwhile (then umn_region_valid() turns false, and no later
  * get returns it).  A hit (a valid region already covers the range) takes
- * no lock, makes no system call and allocates nothing.  A miss registers
+ * no lock, makes no system call and allocates nothing, unless a ->dereg is
+ * due (an invalidation made an unused region invalid since the last call):
+ * then it first tries the cache's mutex and runs it.  A miss registers
  * the range, aligned to the cache's alignment and merged with every valid
  * region that overlaps or touches it, so one registration replaces them;
  * the replaced regions stay usable by their holders and are deregistered
