@@ -172,8 +172,9 @@ int umn_rcache_uring_slot(struct umn_region *region);
  * Return: 0; -EINVAL if an argument is NULL or @len is 0; -EOVERFLOW if
  * @addr + @len wraps; -ENOSPC if no slot is free; -EFAULT if the pages
  * cannot be pinned (not mapped, or larger than 1 GiB); -ENOMEM
- * (RLIMIT_MEMLOCK); -EOPNOTSUPP for file mappings the kernel will not pin;
- * another negative errno from io_uring_register(2).
+ * (RLIMIT_MEMLOCK); -ENOTSUP (EOPNOTSUPP, the same value on Linux) for
+ * file mappings this kernel will not pin; another negative errno from
+ * io_uring_register(2).
  */
 int umn_rcache_uring_reg(struct umn_rcache_uring *ur, const void *addr,
 			 size_t len, unsigned *slot);
