@@ -16,8 +16,11 @@
  * invariant.  When a leaf splits, the new leaf is filled and put in the top
  * before the old one shrinks, so a racing reader finds a key twice rather
  * than not at all; removals can still make it miss, which costs it the slow
- * path.  New tops and new leaves are published with release stores, read
- * with acquire loads.
+ * path.  Every store of a pointer, leaf or region, is a release, and the
+ * lookup loads them with acquire, so that a reader that finds one also
+ * sees the memory it points to initialised (the chunk's memset), even when
+ * it reads the pointer from a slot a shift copied it to (a release store of
+ * its own); a new top is published the same way.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -77,7 +80,9 @@ struct umn_region *umn__ix_lookup(struct ix *ix, uintptr_t addr)
 	long j = floor_search(leaf->key, m < IX_LEAF_MAX ? m : IX_LEAF_MAX,
 			      addr);
 
-	return j < 0 ? NULL : atomic_load_relaxed(&leaf->reg[j]);
+	/* Pairs with the release store that put the region in the leaf: its
+	 * memory was initialised before (region.c). */
+	return j < 0 ? NULL : atomic_load_acquire(&leaf->reg[j]);
 }
 
 void umn__ix_init(struct ix *ix)
@@ -214,7 +219,7 @@ static void top_insert_at(struct ix_top *top, size_t i, uintptr_t key,
 	for (size_t j = n; j > i; j--) {
 		atomic_store_relaxed(&top->key[j],
 				     atomic_load_relaxed(&top->key[j - 1]));
-		atomic_store_relaxed(&top->leaf[j],
+		atomic_store_release(&top->leaf[j],
 				     atomic_load_relaxed(&top->leaf[j - 1]));
 	}
 	atomic_store_relaxed(&top->key[i], key);
@@ -231,7 +236,7 @@ static void top_remove_at(struct ix_top *top, size_t i)
 	for (size_t j = i; j + 1 < n; j++) {
 		atomic_store_relaxed(&top->key[j],
 				     atomic_load_relaxed(&top->key[j + 1]));
-		atomic_store_relaxed(&top->leaf[j],
+		atomic_store_release(&top->leaf[j],
 				     atomic_load_relaxed(&top->leaf[j + 1]));
 	}
 	atomic_store_relaxed(&top->n, n - 1);
@@ -245,11 +250,11 @@ static void leaf_insert_at(struct ix_leaf *leaf, unsigned pos, uintptr_t key,
 	for (unsigned j = n; j > pos; j--) {
 		atomic_store_relaxed(&leaf->key[j],
 				     atomic_load_relaxed(&leaf->key[j - 1]));
-		atomic_store_relaxed(&leaf->reg[j],
+		atomic_store_release(&leaf->reg[j],
 				     atomic_load_relaxed(&leaf->reg[j - 1]));
 	}
 	atomic_store_relaxed(&leaf->key[pos], key);
-	atomic_store_relaxed(&leaf->reg[pos], r);
+	atomic_store_release(&leaf->reg[pos], r);
 	atomic_store_relaxed(&leaf->n, n + 1);
 }
 
@@ -277,7 +282,7 @@ static void leaf_split_insert(struct ix *ix, struct ix_top *top, size_t i,
 	for (unsigned j = keep; j < IX_LEAF_MAX; j++) {
 		atomic_store_relaxed(&fresh->key[j - keep],
 				     atomic_load_relaxed(&leaf->key[j]));
-		atomic_store_relaxed(&fresh->reg[j - keep],
+		atomic_store_release(&fresh->reg[j - keep],
 				     atomic_load_relaxed(&leaf->reg[j]));
 	}
 	atomic_store_relaxed(&fresh->n, IX_LEAF_MAX - keep);
@@ -338,7 +343,7 @@ void umn__ix_remove(struct ix *ix, uintptr_t key)
 	for (unsigned j = (unsigned)pos; j + 1 < n; j++) {
 		atomic_store_relaxed(&leaf->key[j],
 				     atomic_load_relaxed(&leaf->key[j + 1]));
-		atomic_store_relaxed(&leaf->reg[j],
+		atomic_store_release(&leaf->reg[j],
 				     atomic_load_relaxed(&leaf->reg[j + 1]));
 	}
 	atomic_store_relaxed(&leaf->n, n - 1);
