@@ -35,6 +35,10 @@
  * get, put or flush of the cache on any thread.  umn_rcache_flush() runs
  * every dereg that is due before it returns.
  *
+ * fork(): the child's process space starts empty (umn_mm_atfork()), so
+ * the regions of a cache made before the fork no longer watch anything in
+ * the child.  Do not use such a cache in the child; make a new one there.
+ *
  * Errors are negative errno values, success is 0.  Ranges are half-open.
  */
 #ifndef UMN_RCACHE_H
