@@ -15,11 +15,14 @@
  */
 #include "rcache/helpers.h"
 
-#define PAGES   64
-#define MAXLEN  8
-#define HOLD    4
+#define MAXPAGES 8192
+#define MAXLEN   8
+#define HOLD     4
 
-static atomic_int gen[PAGES];
+/* Pages in play: few (much merging and contention) or many (the index
+ * grows, splits and shrinks under the hits). */
+static long pages = 64;
+static atomic_int gen[MAXPAGES];
 static atomic_int stop, stale, uncovered, gets, invalidations;
 
 struct snap_data {
@@ -105,7 +108,7 @@ static void *getter_main(void *arg)
 
 	while (!atomic_load(&stop)) {
 		long len = 1 + (long)(rnd(&g->seed) % MAXLEN);
-		long first = (long)(rnd(&g->seed) % (PAGES - len + 1));
+		long first = (long)(rnd(&g->seed) % (uint64_t)(pages - len + 1));
 		unsigned slot = (unsigned)(rnd(&g->seed) % HOLD);
 		struct umn_region *r;
 		int err = umn_rcache_get(g->rc, at(first), (size_t)len * pg(),
@@ -145,7 +148,7 @@ static void *invalidator_main(void *arg)
 
 	while (!atomic_load(&stop)) {
 		long len = 1 + (long)(rnd(&v->seed) % 3);
-		long first = (long)(rnd(&v->seed) % (PAGES - len + 1));
+		long first = (long)(rnd(&v->seed) % (uint64_t)(pages - len + 1));
 		struct umn_range range = {
 			.mm = v->mm, .start = (uintptr_t)at(first),
 			.end = (uintptr_t)at(first + len),
@@ -192,7 +195,7 @@ static void run(struct umn_rcache_config *cfg)
 	}
 	assert_int_equal(pthread_create(&v.thread, NULL, invalidator_main, &v),
 			 0);
-	sleep_ms((long)(test_stress_seconds() * 1000 / 2));
+	sleep_ms((long)(test_stress_seconds() * 1000 / 3));
 	atomic_store(&stop, 1);
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(pthread_join(g[i].thread, NULL), 0);
@@ -216,6 +219,15 @@ static void test_stress(void **state)
 {
 	struct umn_rcache_config cfg = {0};
 
+	pages = 64;
+	run(&cfg);
+}
+
+static void test_stress_wide(void **state)
+{
+	struct umn_rcache_config cfg = {0};
+
+	pages = MAXPAGES;
 	run(&cfg);
 }
 
@@ -224,6 +236,7 @@ static void test_stress_with_limits(void **state)
 	struct umn_rcache_config cfg = { .max_regions = 4,
 					 .max_bytes = 16 * pg() };
 
+	pages = 64;
 	run(&cfg);
 }
 
@@ -232,6 +245,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stress),
 		cmocka_unit_test(test_stress_with_limits),
+		cmocka_unit_test(test_stress_wide),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
