@@ -183,21 +183,23 @@ struct umn_mm *umn_mm_new_flags(unsigned flags);
 enum umn_fork_phase { UMN_FORK_PREPARE, UMN_FORK_PARENT, UMN_FORK_CHILD };
 
 /**
- * umn_mm_atfork() - Keep a space consistent across fork().
+ * umn_mm_atfork() - Start a space over in the child of fork().
  * @mm:    the space.
  * @phase: which pthread_atfork() handler is calling.
  *
- * UMN_FORK_PREPARE takes the space's lock so that no operation is half
- * done when the process is copied; UMN_FORK_PARENT releases it.
- * UMN_FORK_CHILD leaves the child's copy of @mm empty and idle: every
- * subscription the parent had inserted or queued reads as not inserted in
- * the child (insert it again to watch memory there; remove returns
- * -ENOENT), releases the parent still owed are not called in the child, and
- * walks the parent's other threads had in flight are forgotten.  The
- * process space does this by itself.
+ * UMN_FORK_CHILD leaves the child's copy of @mm empty, idle and working:
+ * the walks and releases of the parent's other threads are forgotten, and
+ * every subscription the parent had inserted or queued reads as not
+ * inserted in the child (remove, put and update return -ENOENT; insert it
+ * again to watch memory there).  Releases the parent still owed are not
+ * called in the child.  A walk the forking thread itself was inside of
+ * (fork() from a callback) ends in the child without effect.
+ * UMN_FORK_PREPARE and UMN_FORK_PARENT do nothing: nothing is held across
+ * fork(), since a thread inside malloc may need the space's lock while
+ * fork() waits for malloc's.  The process space does this by itself.
  *
- * Context: the matching pthread_atfork() handler.  PREPARE may wait for an
- *          operation in progress; not from a callback of @mm.
+ * Context: the child's pthread_atfork() handler, before any other use of
+ *          @mm in the child.
  * Return: nothing.
  */
 void umn_mm_atfork(struct umn_mm *mm, enum umn_fork_phase phase);

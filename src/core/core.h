@@ -178,6 +178,13 @@ static inline bool umn__sub_in_tree(enum umn__sub_state st)
 
 /* Never freed: the process space (src/core/export.h). */
 #define UMN__MM_PINNED (1u << 31)
+/*
+ * The copy of a space in the child of fork() (umn_mm_atfork): it started
+ * over empty, but the subscriptions the parent had inserted still say so in
+ * the child's copy of their memory.  Such a subscription is one this space
+ * does not know: not in its tree, nor on its deferred list.
+ */
+#define UMN__MM_FORKED (1u << 30)
 
 /* mm.c: the lock, waiting, and the calling thread's walks. */
 void umn__mm_lock(struct umn_mm *mm);
@@ -190,6 +197,7 @@ bool umn__thread_leave(struct umn_range *frame);
 bool umn__thread_has(const struct umn_range *frame);
 const void *umn__thread_self(void);
 bool umn__thread_inside(const struct umn_mm *mm);
+void umn__thread_forget(const struct umn_mm *mm);
 
 /* walk.c: claiming the tree, deferral and releases. */
 bool umn__tree_claim_locked(struct umn_mm *mm);

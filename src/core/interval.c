@@ -32,6 +32,31 @@ static int range_check(uintptr_t start, size_t length, uintptr_t *last)
 	return 0;
 }
 
+/* Zero what marks @sub inserted, so that it may be inserted again. */
+static void sub_reset(struct umn_interval *sub)
+{
+	atomic_store_relaxed(&sub->umn__seq, 0);
+	umn__sub_set_state(sub, NULL, SUB_IDLE);
+}
+
+/*
+ * In a forked child (UMN__MM_FORKED), is @sub one the parent inserted, which
+ * the child's space does not know?  Then it is not inserted here.
+ */
+static bool sub_inherited_locked(struct umn_mm *mm,
+				 const struct umn_interval *sub)
+{
+	if (!(mm->flags & UMN__MM_FORKED))
+		return false;
+	if (umn__sub_in_tree(umn__sub_state(sub)))
+		return !umn__itree_contains(mm->root, sub);
+	for (const struct umn_interval *p = mm->deferred_head; p;
+	     p = (const struct umn_interval *)atomic_load_relaxed(&p->umn__seq))
+		if (p == sub)
+			return false;
+	return true;
+}
+
 /*
  * Lock the space @sub is inserted in.  Returns 0 with the lock held and
  * *@mmp set, -ENOENT if @sub is not inserted, -EALREADY if a put or remove
@@ -49,6 +74,11 @@ static int sub_lock(struct umn_interval *sub, struct umn_mm **mmp)
 		 * raced its own put, but must not get another space's lock. */
 		umn__mm_unlock(mm);
 		return sub_lock(sub, mmp);
+	}
+	if (sub_inherited_locked(mm, sub)) {
+		sub_reset(sub);
+		umn__mm_unlock(mm);
+		return -ENOENT;
 	}
 	switch (umn__sub_state(sub)) {
 	case SUB_LIVE:
@@ -78,6 +108,8 @@ int umn_interval_insert(struct umn_interval *sub, struct umn_mm *mm,
 	if (err)
 		return err;
 	umn__mm_lock(mm);
+	if (umn__sub_mm(sub) == mm && sub_inherited_locked(mm, sub))
+		sub_reset(sub);
 	if (atomic_load_relaxed(&sub->umn__mm_state)) {
 		umn__mm_unlock(mm);
 		return -EBUSY;
@@ -91,13 +123,6 @@ int umn_interval_insert(struct umn_interval *sub, struct umn_mm *mm,
 	umn__tree_unclaim_locked(mm);
 	umn__mm_unlock(mm);
 	return 0;
-}
-
-/* Zero what marks @sub inserted, so that it may be inserted again. */
-static void sub_reset(struct umn_interval *sub)
-{
-	atomic_store_relaxed(&sub->umn__seq, 0);
-	umn__sub_set_state(sub, NULL, SUB_IDLE);
 }
 
 int umn_interval_remove(struct umn_interval *sub)

@@ -216,6 +216,14 @@ void umn__itree_erase(struct umn_interval **root, struct umn_interval *node)
 	*root = r;
 }
 
+bool umn__itree_contains(const struct umn_interval *n,
+			 const struct umn_interval *node)
+{
+	while (n && n != node)
+		n = less(node, n) ? left(n) : n->umn__right;
+	return n != NULL;
+}
+
 bool umn__itree_overlaps(struct umn_interval *n, uintptr_t first,
 			 uintptr_t last, umn__itree_visit_fn *fn, void *arg)
 {

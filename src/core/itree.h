@@ -34,6 +34,9 @@ void umn__itree_erase(struct umn_interval **root, struct umn_interval *node);
  */
 bool umn__itree_overlaps(struct umn_interval *root, uintptr_t first,
 			 uintptr_t last, umn__itree_visit_fn *fn, void *arg);
+/* Is @node in the tree?  By its key, in O(height). */
+bool umn__itree_contains(const struct umn_interval *root,
+			 const struct umn_interval *node);
 /*
  * Check every invariant (order, colours, black height, subtree_last);
  * returns the number of nodes, or -1 if one is broken.  For tests.

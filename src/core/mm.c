@@ -91,6 +91,19 @@ static void mm_block_signals(sigset_t *old)
 	UMN_BUG_ON(err);
 }
 
+/* Drop this thread's frames of @mm: a forked child's space starts over. */
+void umn__thread_forget(const struct umn_mm *mm)
+{
+	struct umn_range **p = &thread_frames;
+
+	while (*p) {
+		if ((*p)->mm == mm)
+			*p = (*p)->umn__prev; /* its range_end finds nothing */
+		else
+			p = &(*p)->umn__prev;
+	}
+}
+
 void umn__mm_lock(struct umn_mm *mm)
 {
 	sigset_t old;
@@ -211,29 +224,20 @@ int umn_mm_free(struct umn_mm *mm)
 	return 0;
 }
 
-static bool mm_forget(struct umn_interval *sub, void *arg)
-{
-	atomic_store_relaxed(&sub->umn__mm_state, 0);
-	return true;
-}
-
 /*
- * The child of fork(): one thread, this one, which took the lock in
- * PREPARE.  The parent's other threads, their walks and their release
- * batches do not exist here; the subscriptions do, in the child's copy of
- * memory, and are marked not inserted.  Then the space starts over idle.
+ * The child of fork(): one thread, this one.  The parent's other threads,
+ * their walks and release batches do not exist here, and any of them may
+ * have been half-way through changing the tree when the process was copied:
+ * nothing of it is read.  The space starts over idle and empty; the
+ * parent's subscriptions, still marked inserted in the child's copy of their
+ * memory, are recognised as not in it (UMN__MM_FORKED, interval.c).  A walk
+ * this thread had begun (fork from a callback) ends without touching it.
  */
 static void mm_fork_child(struct umn_mm *mm)
 {
-	umn__itree_overlaps(mm->root, 0, UINTPTR_MAX, mm_forget, NULL);
-	for (struct umn_interval *sub = mm->deferred_head, *next; sub; sub = next) {
-		next = (struct umn_interval *)atomic_load_relaxed(&sub->umn__seq);
-		atomic_store_relaxed(&sub->umn__seq, 0);
-		mm_forget(sub, NULL);
-	}
-	unsigned flags = mm->flags;
-	sigset_t held = mm->held_mask;
+	unsigned flags = mm->flags | UMN__MM_FORKED;
 
+	umn__thread_forget(mm);
 	memset(mm, 0, sizeof(*mm));
 	mm->flags = flags;
 	atomic_init(&mm->seq, 2);
@@ -241,18 +245,19 @@ static void mm_fork_child(struct umn_mm *mm)
 		  pthread_cond_init(&mm->wake, NULL);
 
 	UMN_BUG_ON(err);
-	if (flags & UMN_MM_SIGNAL_SAFE)
-		pthread_sigmask(SIG_SETMASK, &held, NULL);
 }
 
 void umn_mm_atfork(struct umn_mm *mm, enum umn_fork_phase phase)
 {
+	/*
+	 * Nothing is held across fork(): a thread inside malloc holds an arena
+	 * lock that fork() waits for, and its munmap may need this space's
+	 * lock, so holding it here would deadlock them.  The child reads
+	 * nothing the parent's threads may have been changing instead.
+	 */
 	switch (phase) {
 	case UMN_FORK_PREPARE:
-		umn__mm_lock(mm);
-		break;
 	case UMN_FORK_PARENT:
-		umn__mm_unlock(mm);
 		break;
 	case UMN_FORK_CHILD:
 		mm_fork_child(mm);

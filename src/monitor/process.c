@@ -57,16 +57,6 @@ void umn__monitor_abi(char abi[48])
 		 sizeof(struct umn_interval), sizeof(struct umn_range));
 }
 
-static void fork_prepare(void)
-{
-	umn_mm_atfork(process_mm, UMN_FORK_PREPARE);
-}
-
-static void fork_parent(void)
-{
-	umn_mm_atfork(process_mm, UMN_FORK_PARENT);
-}
-
 static void fork_child(void)
 {
 	umn_mm_atfork(process_mm, UMN_FORK_CHILD);
@@ -145,7 +135,7 @@ static void install(void)
 	if (use == mm) {
 		umn__mm_pin(mm);
 		process_mm = mm;
-		if (pthread_atfork(fork_prepare, fork_parent, fork_child)) {
+		if (pthread_atfork(NULL, NULL, fork_child)) {
 			umn__why(info.reason, sizeof(info.reason),
 				 "pthread_atfork failed: a forked child would "
 				 "inherit the parent's subscriptions\n");
