@@ -108,6 +108,11 @@ $(O)/tests/%: tests/%.c $(O)/libumn.a $(O)/$(SONAME) $(wildcard tests/*/helpers.
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests $(ALL_CFLAGS) $< -o $@ $(O)/libumn.a -lcmocka $(LDLIBS)
 
+# The monitor in a statically linked program (no dlopen'able libc there).
+$(O)/tests/static/%: tests/static/%.c $(O)/libumn.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -static $< -o $@ $(O)/libumn.a $(LDLIBS)
+
 $(O)/examples/%: examples/%.c $(O)/libumn.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $< -o $@ $(O)/libumn.a $(LDLIBS)

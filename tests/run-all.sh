@@ -93,10 +93,18 @@ for cc in gcc clang; do
 			fi
 		done
 		if make -s -j"$jobs" WERROR=1 O="build/$cc" CC="$cc" tests \
+			build/"$cc"/tests/static/static_program \
 			>>"$log/$cc.build" 2>&1; then
 			for t in build/"$cc"/tests/monitor/*; do
 				[ -x "$t" ] && run_cmocka "$cc" "$t"
 			done
+			if build/"$cc"/tests/static/static_program \
+				>"$log/$cc-static.log" 2>&1; then
+				pass 1
+				echo "  static program: ok"
+			else
+				fail "$cc static program (see $log/$cc-static.log)"
+			fi
 		else
 			fail "build $cc tests (see $log/$cc.build)"
 		fi

@@ -20,7 +20,8 @@
  *
  * The environment variable UMN_MONITOR picks the source, read once at
  * install: "patch" (the default) or "off" (the process space exists but
- * nothing feeds it).
+ * nothing feeds it).  "uffd", the userfaultfd source that will also see
+ * unmaps no libc call makes, is not implemented yet: ENOTSUP.
  */
 #ifndef UMN_MONITOR_H
 #define UMN_MONITOR_H
@@ -37,6 +38,7 @@ enum umn_monitor_source {
 	UMN_MONITOR_NONE = 0,   /* not installed, or the install failed */
 	UMN_MONITOR_OFF,        /* UMN_MONITOR=off: installed, feeds nothing */
 	UMN_MONITOR_PATCH,      /* libc entry points patched in place */
+	UMN_MONITOR_UFFD,       /* userfaultfd: not implemented yet */
 };
 
 struct umn_monitor_info {

@@ -219,9 +219,11 @@ void umn_mm_atfork(struct umn_mm *mm, enum umn_fork_phase phase);
  *          allocates and patches code; later calls never block.
  * Return: the space, or NULL with errno set: EINVAL (UMN_MONITOR has an
  *         unknown value), ENOTSUP (patching is not supported on this
- *         architecture), ENOEXEC (a libc entry point does not look as
- *         expected, so nothing was patched), EACCES (libc's text could not
- *         be made writable), ENOMEM.  A failed install is not retried.
+ *         architecture, or UMN_MONITOR=uffd, not implemented yet), ENOEXEC
+ *         (a libc entry point does not look as expected, so nothing was
+ *         patched), EACCES (libc's text could not be made writable),
+ *         EAGAIN (an entry point changed while it was being patched; all
+ *         were put back), ENOMEM.  A failed install is not retried.
  */
 struct umn_mm *umn_mm_process(void);
 

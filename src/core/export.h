@@ -6,6 +6,8 @@
 #ifndef UMN_CORE_EXPORT_H
 #define UMN_CORE_EXPORT_H
 
+#include <stddef.h>
+
 #include <umn/umn.h>
 
 /*
@@ -14,5 +16,13 @@
  * process.  Call before publishing @mm.
  */
 void umn__mm_pin(struct umn_mm *mm);
+
+/*
+ * What two copies of the core must agree on to work on one space: the
+ * layout of struct umn_mm, and the revision of the protocol it follows
+ * (bump UMN__CORE_PROTOCOL with any change to either that sizes miss).
+ */
+#define UMN__CORE_PROTOCOL 2
+size_t umn__mm_size(void);
 
 #endif /* UMN_CORE_EXPORT_H */

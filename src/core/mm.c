@@ -200,6 +200,11 @@ struct umn_mm *umn_mm_new(void)
 	return umn_mm_new_flags(0);
 }
 
+size_t umn__mm_size(void)
+{
+	return sizeof(struct umn_mm);
+}
+
 void umn__mm_pin(struct umn_mm *mm)
 {
 	mm->flags |= UMN__MM_PINNED;

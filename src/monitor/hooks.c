@@ -66,8 +66,12 @@
  */
 static struct umn_mm *_Atomic mon_space;
 
-/* libc's break, which glibc's brk() keeps and sbrk() reads. */
-static void **mon_curbrk;
+/*
+ * glibc's break, which its brk() keeps and sbrk() reads: a wrapper that
+ * replaces brk() must keep it too.  Weak: another libc may not have it.
+ * In a static program too, where dlsym finds nothing.
+ */
+extern void *__curbrk __attribute__((weak));
 
 void umn__monitor_set_mm(struct umn_mm *mm)
 {
@@ -96,16 +100,40 @@ static const struct mon_call mon_calls[2][HOOK_COUNT] = {
 	  { "syscall" } },
 };
 
+/* When sharing another copy's wrappers, the ranges they begin point into
+ * that copy's table. */
+static const void *_Atomic mon_shared_calls;
+
+const void *umn__monitor_calls(void)
+{
+	return mon_calls;
+}
+
+void umn__monitor_share_calls(const void *calls)
+{
+	atomic_store_release(&mon_shared_calls, calls);
+}
+
+static const char *call_in(const struct mon_call *first, const void *owner)
+{
+	/* Compare as integers: range->owner may point anywhere. */
+	if (!first || (uintptr_t)owner < (uintptr_t)first ||
+	    (uintptr_t)owner >= (uintptr_t)(first + 2 * HOOK_COUNT))
+		return NULL;
+	return ((const struct mon_call *)owner)->name;
+}
+
 const char *umn_monitor_call_name(const struct umn_range *range)
 {
-	const struct mon_call *c = range ? range->owner : NULL;
-	const struct mon_call *first = &mon_calls[0][0];
+	const char *name;
 
-	/* Compare as integers: range->owner may point anywhere. */
-	if ((uintptr_t)c < (uintptr_t)first ||
-	    (uintptr_t)c >= (uintptr_t)(first + 2 * HOOK_COUNT))
+	if (!range)
 		return NULL;
-	return c->name;
+	name = call_in(&mon_calls[0][0], range->owner);
+	/* Pairs with the release in umn__monitor_share_calls(). */
+	return name ? name
+		    : call_in(atomic_load_acquire(&mon_shared_calls),
+			      range->owner);
 }
 
 /* A walk the wrapper may or may not have begun. */
@@ -326,8 +354,8 @@ static long mon_brk(bool via, uintptr_t addr)
 	}
 	uintptr_t now = (uintptr_t)umn__sys1(SYS_brk, addr);
 
-	if (!via && mon_curbrk)
-		*mon_curbrk = (void *)now;
+	if (!via && &__curbrk)
+		__curbrk = (void *)now;
 	mon_end(&w);
 	if (via)
 		return mon_return((long)now, 0, saved);
@@ -477,5 +505,4 @@ void umn__monitor_hooks_init(void *libc)
 		h->libc = libc ? dlsym(libc, h->name) : linked[i];
 		h->chain = NULL;
 	}
-	mon_curbrk = libc ? dlsym(libc, "__curbrk") : NULL;
 }

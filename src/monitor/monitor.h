@@ -58,20 +58,23 @@ extern struct umn__hook umn__monitor_hooks[HOOK_COUNT];
 /* hooks.c */
 void umn__monitor_hooks_init(void *libc_handle);
 void umn__monitor_set_mm(struct umn_mm *mm);
+const void *umn__monitor_calls(void);          /* this copy's call names */
+void umn__monitor_share_calls(const void *calls); /* the sharer's */
 
 /*
  * What another copy of umn finds at the start of the page its wrappers are
  * reached through, so that it uses them and their space instead of
  * patching again.  `abi` must match exactly.
  */
-#define UMN__SHARED_MAGIC "umn-monitor-v1"
+#define UMN__SHARED_MAGIC "umn-monitor-v2"
 struct umn__monitor_shared {
 	char magic[16];
-	char abi[48];
+	char abi[64];
 	struct umn_mm *mm;
 	const struct umn_monitor_info *info;
+	const void *calls;      /* its umn_monitor_call_name() table */
 };
-void umn__monitor_abi(char abi[48]);
+void umn__monitor_abi(char abi[64]);
 
 /*
  * The arch contract.  Patch every hook in umn__monitor_hooks[] or none.

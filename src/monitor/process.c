@@ -51,10 +51,24 @@ void umn__why(char *buf, size_t len, const char *fmt, ...)
 }
 
 /* Two copies of umn share wrappers only if their cores are the same. */
-void umn__monitor_abi(char abi[48])
+void umn__monitor_abi(char abi[64])
 {
-	snprintf(abi, 48, "umn-%s-sub%zu-range%zu", UMN_VERSION,
+	snprintf(abi, 64, "umn-%s-p%d-mm%zu-sub%zu-range%zu", UMN_VERSION,
+		 UMN__CORE_PROTOCOL, umn__mm_size(),
 		 sizeof(struct umn_interval), sizeof(struct umn_range));
+}
+
+/*
+ * The wrappers jump into this object's code for the rest of the process's
+ * life: it must never be unloaded (dlclose of a libumn.so, or of a library
+ * umn is linked into statically).
+ */
+static void pin_this_object(void)
+{
+	Dl_info dl;
+
+	if (dladdr((void *)umn_mm_process, &dl) && dl.dli_fname)
+		dlopen(dl.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
 static void fork_child(void)
@@ -68,13 +82,16 @@ static enum umn_monitor_source requested_source(const char *env)
 		return UMN_MONITOR_PATCH;
 	if (!strcmp(env, "off"))
 		return UMN_MONITOR_OFF;
+	if (!strcmp(env, "uffd"))
+		return UMN_MONITOR_UFFD;
 	return UMN_MONITOR_NONE;
 }
 
 /* Patch libc to feed @mm.  Returns the space to use, or NULL with -errno. */
 static struct umn_mm *install_patch(struct umn_mm *mm, int *err)
 {
-	struct umn__monitor_shared mine = { .mm = mm, .info = &info };
+	struct umn__monitor_shared mine = { .mm = mm, .info = &info,
+					    .calls = umn__monitor_calls() };
 	const struct umn__monitor_shared *shared;
 	void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
 
@@ -91,8 +108,10 @@ static struct umn_mm *install_patch(struct umn_mm *mm, int *err)
 		return NULL;
 	if (shared) {
 		info.shared = true;
+		umn__monitor_share_calls(shared->calls);
 		return shared->mm;
 	}
+	pin_this_object();
 	for (int i = 0; i < HOOK_COUNT; i++)
 		info.chained += umn__monitor_hooks[i].chain != NULL;
 	return mm;
@@ -105,6 +124,13 @@ static void install(void)
 	int err = 0;
 
 	info.requested = requested_source(env);
+	if (info.requested == UMN_MONITOR_UFFD) {
+		umn__why(info.reason, sizeof(info.reason),
+			 "UMN_MONITOR=uffd: the userfaultfd source is not "
+			 "implemented yet (patch or off)\n");
+		err = -ENOTSUP;
+		goto out;
+	}
 	if (info.requested == UMN_MONITOR_NONE) {
 		umn__why(info.reason, sizeof(info.reason),
 			 "UMN_MONITOR=%s: unknown source (patch or off)\n", env);
@@ -123,15 +149,15 @@ static void install(void)
 			 "UMN_MONITOR=off: nothing feeds the process space\n");
 		use = mm;
 	} else {
+		/*
+		 * Pinned before the wrappers can see it.  Kept even if the
+		 * patch fails or another copy's space is used instead: a patch
+		 * that failed part-way was undone, but a thread may have
+		 * entered a wrapper meanwhile (one small allocation, once).
+		 */
+		umn__mm_pin(mm);
 		use = install_patch(mm, &err);
 	}
-	/*
-	 * A patch that failed part-way was undone, but a thread may have
-	 * entered a wrapper meanwhile and still hold @mm: keep it (one small
-	 * allocation, once).  Shared: nothing was patched, nobody has it.
-	 */
-	if (use && use != mm)
-		umn_mm_free(mm);
 	if (use == mm) {
 		umn__mm_pin(mm);
 		process_mm = mm;

@@ -86,6 +86,18 @@ static int source_unknown(void)
 	return 0;
 }
 
+static int source_uffd(void)
+{
+	struct umn_monitor_info info;
+
+	errno = 0;
+	CHECK(!umn_mm_process() && errno == ENOTSUP);
+	CHECK(umn_monitor_query(&info) == 0);
+	CHECK(info.requested == UMN_MONITOR_UFFD && info.error == ENOTSUP);
+	CHECK(strstr(info.reason, "not implemented"));
+	return 0;
+}
+
 static int source_patch(void)
 {
 	struct umn_mm *mm = umn_mm_process();
@@ -185,6 +197,25 @@ static int chained(void)
 	return 0;
 }
 
+/* What the other copy's umn_monitor_call_name() makes of a range this
+ * copy's wrappers began. */
+static const char *(*other_call_name)(const struct umn_range *);
+static char other_saw[32];
+
+static bool name_invalidate(struct umn_interval *sub,
+			    const struct umn_range *range, unsigned long seq)
+{
+	const char *name = other_call_name(range);
+
+	umn_set_seq(sub, seq);
+	snprintf(other_saw, sizeof(other_saw), "%s", name ? name : "(null)");
+	return true;
+}
+
+static const struct umn_interval_ops name_ops = {
+	.invalidate = name_invalidate,
+};
+
 /* This test's own umn (static) installs; libumn.so, loaded beside it,
  * finds its wrappers and uses the same space. */
 static int shared_copies(void)
@@ -235,6 +266,15 @@ static int shared_copies(void)
 	munmap(p, PG);
 	CHECK(atomic_load(&w->hits) == 1);
 	CHECK(other_remove(&w->sub) == 0);
+	/* And it names the calls this copy's wrappers report. */
+	other_call_name = (const char *(*)(const struct umn_range *))
+		dlsym(other, "umn_monitor_call_name");
+	CHECK(other_call_name);
+	p = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(other_insert(&w->sub, mine, (uintptr_t)p, PG, &name_ops) == 0);
+	munmap(p, PG);
+	CHECK(!strcmp(other_saw, "munmap"));
+	CHECK(other_remove(&w->sub) == 0);
 	return 0;
 }
 
@@ -251,6 +291,11 @@ static void test_off_delivers_nothing(void **state)
 static void test_unknown_source(void **state)
 {
 	in_child(source_unknown, "bogus");
+}
+
+static void test_uffd_not_yet(void **state)
+{
+	in_child(source_uffd, "uffd");
 }
 
 static void test_patch_says_how(void **state)
@@ -280,6 +325,7 @@ int main(void)
 		cmocka_unit_test(test_query_before_install),
 		cmocka_unit_test(test_off_delivers_nothing),
 		cmocka_unit_test(test_unknown_source),
+		cmocka_unit_test(test_uffd_not_yet),
 		cmocka_unit_test(test_patch_says_how),
 		cmocka_unit_test(test_unknown_entry_patches_nothing),
 		cmocka_unit_test(test_chains_to_another_patcher),

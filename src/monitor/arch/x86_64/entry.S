@@ -29,7 +29,9 @@ umn__monitor_syscall_entry:
 	je 1f
 	cmp $9, %rdi		/* mmap */
 	je 1f
-	/* r11 is free at a call; rax (al, the vector count) is not. */
+	/* r11 is free at a call.  rax (al: the vector-register count a
+	 * variadic callee reads) already holds the number, not the caller's
+	 * count: compilers' variadic prologues only test it, so harmless. */
 	mov umn__monitor_syscall_chain(%rip), %r11
 	test %r11, %r11
 	jnz 3f

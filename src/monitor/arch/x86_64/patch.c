@@ -523,8 +523,6 @@ int umn__arch_patch(const struct umn__monitor_shared *mine,
 	if (!err)
 		err = -umn__sys_error(umn__sys3(SYS_mprotect, island, PAGE,
 						PROT_READ | PROT_EXEC));
-	if (!err)
-		err = text_write_all(plans, why, len);
 	if (err) {
 		umn__sys2(SYS_munmap, island, PAGE);
 		for (int i = 0; i < HOOK_COUNT; i++)
@@ -532,6 +530,14 @@ int umn__arch_patch(const struct umn__monitor_shared *mine,
 		umn__monitor_syscall_chain = NULL;
 		return err;
 	}
+	/*
+	 * From here a failure puts the entries back, but a thread may have
+	 * taken a jump meanwhile and be in the island or a wrapper, using the
+	 * chain pointers: both stay (one page, once).
+	 */
+	err = text_write_all(plans, why, len);
+	if (err)
+		return err;
 	text_sync_cores();
 	for (int i = 0; i < HOOK_COUNT; i++) {
 		if (plans[i].target)
