@@ -130,9 +130,10 @@ check:
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
 
-demo: $(O)/examples/seed_mirror $(O)/examples/stale_registration
+demo: $(O)/examples/seed_mirror $(O)/examples/stale_registration $(O)/umn
 	$(O)/examples/seed_mirror
 	$(O)/examples/stale_registration
+	$(O)/umn demo uring || [ $$? -eq 77 ]
 
 install: lib
 	install -d $(DESTDIR)$(INCDIR)/umn $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man3

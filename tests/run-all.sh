@@ -77,8 +77,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 
-suite asan gcc asan core monitor rcache
-suite tsan clang tsan core rcache
+suite asan gcc asan core monitor rcache uring
+suite tsan clang tsan core rcache uring
 
 for cc in gcc clang; do
 	echo "== plain build and examples ($cc)"
@@ -95,7 +95,8 @@ for cc in gcc clang; do
 		if make -s -j"$jobs" WERROR=1 O="build/$cc" CC="$cc" tests \
 			build/"$cc"/tests/static/static_program \
 			>>"$log/$cc.build" 2>&1; then
-			for t in build/"$cc"/tests/monitor/*; do
+			for t in build/"$cc"/tests/monitor/* build/"$cc"/tests/rcache/process_* \
+				build/"$cc"/tests/uring/*; do
 				[ -x "$t" ] && run_cmocka "$cc" "$t"
 			done
 			if build/"$cc"/tests/static/static_program \
@@ -140,6 +141,17 @@ if [ -f build/gcc/libumn.so ] && tests/check-docs.sh build/gcc/libumn.so; then
 	echo "  only umn_* exported; every function has kernel-doc and a man page"
 else
 	fail "tests/check-docs.sh"
+fi
+
+if [ -f build/gcc/libumn_uring.so ]; then
+	if tests/check-docs.sh build/gcc/libumn_uring.so; then
+		pass 1
+		echo "  libumn_uring: only umn_* exported, each documented"
+	else
+		fail "tests/check-docs.sh build/gcc/libumn_uring.so"
+	fi
+else
+	skip "libumn_uring: not built (liburing-dev is not installed)"
 fi
 
 echo "== make install and pkg-config"

@@ -16,7 +16,7 @@ endif
 
 $(O)/umn: tools/umn/umn.c $(UMN_TOOL_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $< -o $@ $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $< $(UMN_DEMO_OBJS) -o $@ $(UMN_DEMO_LIBS) $(LDLIBS)
 
 $(O)/tools/umn/trace_preload.o: tools/umn/trace_preload.c $(UMN_TOOL_DEPS)
 	@mkdir -p $(@D)

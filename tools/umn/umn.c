@@ -50,6 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "demo.h"
+
 #define UMN_TOOL_VERSION "0.1"
 #define TRACE_PRELOAD "libumn-trace.so"
 #define TRACE_FD_MIN 100	/* where CMD finds the socket; above shells' own fds */
@@ -80,6 +82,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: umn trace [-o FILE] [--json] [--] CMD [ARGS...]\n"
+		"       umn demo uring [--mmap] [--steps N]\n"
 		"       umn --help | --version\n"
 		"\n"
 		"trace  run CMD and print every invalidation umn's process monitor\n"
@@ -87,6 +90,9 @@ static void usage(FILE *f)
 		"       on stdout (or FILE), then a summary on stderr.\n"
 		"       -o FILE   write the events to FILE\n"
 		"       --json    one JSON object per line\n"
+		"demo uring  READ_FIXED into freed and reused buffers, through\n"
+		"       a naive registration cache and through umn's: data lost\n"
+		"       and throughput, side by side.\n"
 		"See umn(1).\n");
 }
 
@@ -617,6 +623,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "trace"))
 		return cmd_trace(argc - 1, argv + 1);
+	if (argc >= 3 && !strcmp(argv[1], "demo") && !strcmp(argv[2], "uring"))
+		return umn_demo_uring(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "--version")) {
 		printf("umn " UMN_TOOL_VERSION "\n");
 		return 0;
