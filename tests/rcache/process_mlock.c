@@ -9,10 +9,13 @@
  *
  * Not under ThreadSanitizer: the monitor cannot run there (glibc's thread
  * exit calls madvise after TSan has torn the thread down).  The free and
- * malloc test needs glibc's allocator, so it also skips under ASan.
+ * malloc test needs glibc's allocator, so it also skips under ASan.  Locks
+ * up to 1 MiB: skips below that RLIMIT_MEMLOCK (the default is 8 MiB).
  */
 #include "monitor/helpers.h"
 #include "rcache/helpers.h"
+
+#include <sys/resource.h>
 
 #if defined(__SANITIZE_THREAD__)
 #define UNDER_TSAN 1
@@ -211,6 +214,20 @@ static void test_madvise_and_mprotect(void **state)
 	close_cache(rc, base);
 }
 
+static int check_limit(void **state)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && geteuid() != 0 &&
+	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (2ul << 20)) {
+		fprintf(stderr, "skipped: RLIMIT_MEMLOCK is %lu bytes, "
+			"the test locks up to 1 MiB at a time\n",
+			(unsigned long)rl.rlim_cur);
+		exit(77);
+	}
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -220,5 +237,5 @@ int main(void)
 		cmocka_unit_test(test_madvise_and_mprotect),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, check_limit, NULL);
 }
