@@ -585,12 +585,13 @@ static void print_verdicts(const struct row *rows)
 	       "thread (target >= 1.8): %s\n", scale, verdict(scale >= 1.8));
 	printf("random hit among 100,000: %.2f ns (target <= 150): %s\n",
 	       rnd1->res[UMN].ns_pair, verdict(rnd1->res[UMN].ns_pair <= 150));
+	/* umn never sleeps: a umn run below CONCURRENT_PCT lost its CPU.  The
+	 * locked caches sleep on their locks, so theirs say nothing. */
 	for (int i = 0; i < NROWS; i++) {
-		if (rows[i].res[UMN].cpu_pct < CONCURRENT_PCT ||
-		    rows[i].res[BASE].cpu_pct < CONCURRENT_PCT) {
-			printf("note: some runs never kept both threads on their "
-			       "CPUs (cpu%% < %.0f): the machine was busy; run "
-			       "again\n", CONCURRENT_PCT);
+		if (rows[i].res[UMN].cpu_pct < CONCURRENT_PCT) {
+			printf("note: no umn run of row %d kept every thread on "
+			       "its CPU (cpu%% < %.0f): the machine was busy; "
+			       "run again\n", i + 1, CONCURRENT_PCT);
 			break;
 		}
 	}
