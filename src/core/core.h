@@ -36,6 +36,7 @@
 #define UMN_CORE_CORE_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -110,6 +111,12 @@ struct umn__walk_slot {
 	_Alignas(64) _Atomic unsigned long walks;
 };
 
+/* A thread asleep in umn__mm_wait_locked(), on its own stack. */
+struct umn__waiter {
+	struct umn__waiter *next;
+	sem_t sem;
+};
+
 /* A ->release() batch in flight, on the stack of the thread running it. */
 struct umn__release_batch {
 	struct umn__release_batch *next;
@@ -122,7 +129,7 @@ struct umn_mm {
 				       creation, read-only after */
 	sigset_t held_mask;         /* UMN_MM_SIGNAL_SAFE: the holder's signal
 				       mask before it took the lock; lock */
-	pthread_cond_t wake;        /* broadcast, under lock, when seq leaves
+	struct umn__waiter *sleepers; /* woken, under lock, when seq leaves
 				       a period or a release batch ends */
 	/*
 	 * Written only under the lock, with release stores; read under the

@@ -3,10 +3,10 @@
  * mm — a space's life, its lock and its waiters, and the list of walks and
  * callbacks the calling thread is inside of.
  *
- * Waiting: read_begin, remove and synchronize wait on the space's condition
- * variable for seq to leave a period or for a release batch to end.  Whoever
- * changes either broadcasts while holding the lock, and only when someone
- * waits, so the walks pay nothing for waiters that do not exist.  The lock is
+ * Waiting: read_begin, remove and synchronize sleep, outside the lock, until
+ * seq leaves a period or a release batch ends.  Whoever changes either wakes
+ * the sleepers while holding the lock, and only when there are some, so the
+ * walks pay nothing for waiters that do not exist.  The lock is
  * never held across a user callback (core.h).
  */
 #include <errno.h>
@@ -134,25 +134,45 @@ void umn__mm_unlock(struct umn_mm *mm)
 }
 
 /*
- * Sleep until a broadcast; the caller re-checks its condition.  Others hold
- * the lock while this thread sleeps, so its saved mask goes to the stack.
+ * Sleep until a wake; the caller re-checks its condition.  The sleep is on
+ * a semaphore of the sleeper's own, outside the lock and with the caller's
+ * signal mask: a thread asleep in remove or synchronize still takes the
+ * signals a GC's stop-the-world or a signal-based RCU sends it, and their
+ * handlers may walk the space, since the lock is free.  Not a cancellation
+ * point: a thread cancelled here would leave the space's bookkeeping (and,
+ * with a condition variable, its lock) behind.
  */
 void umn__mm_wait_locked(struct umn_mm *mm)
 {
-	sigset_t mine = mm->held_mask;
+	struct umn__waiter me;
+	int saved_errno = errno, cancel;
 
+	UMN_BUG_ON(sem_init(&me.sem, 0, 0));
+	me.next = mm->sleepers;
+	mm->sleepers = &me;
 	mm->waiters++;
-	int err = pthread_cond_wait(&mm->wake, &mm->lock);
-
-	UMN_BUG_ON(err);
+	umn__mm_unlock(mm);
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
+	while (sem_wait(&me.sem) && errno == EINTR)
+		;
+	pthread_setcancelstate(cancel, NULL);
+	umn__mm_lock(mm);
+	/* The waker took us off the list before posting, and touches @me no
+	 * more: it may go. */
 	mm->waiters--;
-	mm->held_mask = mine;
+	sem_destroy(&me.sem);
+	errno = saved_errno;
 }
 
 void umn__mm_wake_locked(struct umn_mm *mm)
 {
-	if (mm->waiters)
-		pthread_cond_broadcast(&mm->wake);
+	struct umn__waiter *w = mm->sleepers, *next;
+
+	mm->sleepers = NULL;
+	for (; w; w = next) {
+		next = w->next; /* before the post: then @w may be gone */
+		sem_post(&w->sem);
+	}
 }
 
 /* If walks are in progress, wait until their period has ended. */
@@ -180,12 +200,6 @@ struct umn_mm *umn_mm_new_flags(unsigned flags)
 	memset(mm, 0, sizeof(*mm));
 	mm->flags = flags;
 	if (pthread_mutex_init(&mm->lock, NULL)) {
-		free(mm);
-		errno = ENOMEM;
-		return NULL;
-	}
-	if (pthread_cond_init(&mm->wake, NULL)) {
-		pthread_mutex_destroy(&mm->lock);
 		free(mm);
 		errno = ENOMEM;
 		return NULL;
@@ -223,7 +237,6 @@ int umn_mm_free(struct umn_mm *mm)
 	umn__mm_unlock(mm);
 	if (busy)
 		return -EBUSY;
-	pthread_cond_destroy(&mm->wake);
 	pthread_mutex_destroy(&mm->lock);
 	free(mm);
 	return 0;
@@ -246,8 +259,7 @@ static void mm_fork_child(struct umn_mm *mm)
 	memset(mm, 0, sizeof(*mm));
 	mm->flags = flags;
 	atomic_init(&mm->seq, 2);
-	int err = pthread_mutex_init(&mm->lock, NULL) ||
-		  pthread_cond_init(&mm->wake, NULL);
+	int err = pthread_mutex_init(&mm->lock, NULL);
 
 	UMN_BUG_ON(err);
 }

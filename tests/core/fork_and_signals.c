@@ -132,11 +132,82 @@ static void signal_handler_walks(void **state)
 	assert_int_equal(umn_mm_free(sig_mm), 0);
 }
 
+/*
+ * A thread asleep in umn_interval_remove() (a walk still runs the
+ * callback) takes the signals sent to it, as a GC's stop-the-world or a
+ * signal-based RCU needs, and a cancel does not leave the space's lock or
+ * bookkeeping behind.
+ */
+static atomic_int acked;
+
+static void ack(int sig)
+{
+	atomic_fetch_add(&acked, 1);
+}
+
+struct remover {
+	struct blocker *b;
+	atomic_int started, done;
+	int ret;
+};
+
+static void *remover_main(void *arg)
+{
+	struct remover *r = arg;
+
+	atomic_store(&r->started, 1);
+	r->ret = umn_interval_remove(&r->b->sub);
+	atomic_store(&r->done, 1);
+	pthread_testcancel();
+	return NULL;
+}
+
+static void waits_take_signals_and_cancels(void **state)
+{
+	struct sigaction sa = { .sa_handler = ack, .sa_flags = SA_RESTART };
+	struct umn_mm *mm = umn_mm_new_flags(UMN_MM_SIGNAL_SAFE);
+
+	sigaction(SIGUSR2, &sa, NULL);
+	for (int cancel = 0; cancel < 2; cancel++) {
+		struct blocker b = {0};
+		struct remover r = { .b = &b };
+		struct walker w;
+		pthread_t t;
+		void *res;
+
+		block_walk(&w, &b, mm);
+		assert_int_equal(pthread_create(&t, NULL, remover_main, &r), 0);
+		assert_true(wait_for(&r.started, 1, WAIT_S));
+		sleep_ms(20); /* asleep in the wait by now */
+		if (cancel) {
+			pthread_cancel(t);
+		} else {
+			int before = atomic_load(&acked);
+
+			pthread_kill(t, SIGUSR2);
+			assert_true(wait_for(&acked, before + 1, WAIT_S));
+			assert_int_equal(atomic_load(&r.done), 0);
+		}
+		atomic_store(&b.open, 1);
+		walker_join(&w);
+		assert_int_equal(pthread_join(t, &res), 0);
+		/* The remove finished either way; a cancel took effect after. */
+		assert_int_equal(atomic_load(&r.done), 1);
+		assert_int_equal(r.ret, 0);
+		assert_true(cancel ? res == PTHREAD_CANCELED : res == NULL);
+	}
+	signal(SIGUSR2, SIG_DFL);
+	/* Nothing left behind: the lock is free and no one waits. */
+	assert_int_equal(umn_invalidate(mm, 0, 1 << 30, UMN_EVENT_UNMAP), 0);
+	assert_int_equal(umn_mm_free(mm), 0);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
 		cmocka_unit_test(fork_empties_the_child),
 		cmocka_unit_test(signal_handler_walks),
+		cmocka_unit_test(waits_take_signals_and_cancels),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
