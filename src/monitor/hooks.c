@@ -54,6 +54,18 @@
 #ifndef MREMAP_FIXED
 #define MREMAP_FIXED 2
 #endif
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+#ifndef MAP_HUGETLB
+#define MAP_HUGETLB 0x40000
+#endif
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT 26
+#endif
 #ifndef SYS_pkey_mprotect
 #define SYS_pkey_mprotect 329
 #endif
@@ -231,8 +243,10 @@ static long mon_madvise(bool via, uintptr_t addr, size_t len, int advice)
 	int saved = errno, err;
 	struct mon_walk w = { .begun = false };
 
+	/* GUARD_INSTALL (Linux 6.13) throws the contents away too. */
 	if (advice == MADV_DONTNEED || advice == MADV_FREE ||
-	    advice == MADV_REMOVE || advice == MADV_DONTNEED_LOCKED)
+	    advice == MADV_REMOVE || advice == MADV_DONTNEED_LOCKED ||
+	    advice == MADV_GUARD_INSTALL)
 		mon_begin(&w, via, HOOK_MADVISE, UMN_EVENT_CLEAR, addr,
 			  mon_end_of(addr, len));
 	long ret = mon_real(via, HOOK_MADVISE, SYS_madvise, (long)addr,
@@ -301,8 +315,17 @@ static long mon_mmap(bool via, uintptr_t addr, size_t len, int prot, int flags,
 	}
 	saved = errno;
 
-	/* Spurious when nothing was mapped there: allowed, and cheaper than
-	 * asking the kernel. */
+	/*
+	 * Spurious when nothing was mapped there: allowed, and cheaper than
+	 * asking the kernel.  MAP_HUGETLB rounds the length up to its page
+	 * size (in the flags, or 2 MiB, the usual default).
+	 */
+	if (flags & MAP_HUGETLB) {
+		unsigned shift = ((unsigned)flags >> MAP_HUGE_SHIFT) & 0x3f;
+		size_t huge = (size_t)1 << (shift ? shift : 21);
+
+		len = len + huge - 1 < len ? len : (len + huge - 1) & ~(huge - 1);
+	}
 	mon_begin(&w, via, HOOK_MMAP, UMN_EVENT_UNMAP, addr, mon_end_of(addr, len));
 	long ret = mon_real(via, HOOK_MMAP, SYS_mmap, (long)addr, (long)len,
 			    prot, flags, fd, off, &err);
@@ -311,8 +334,9 @@ static long mon_mmap(bool via, uintptr_t addr, size_t len, int prot, int flags,
 }
 
 /*
- * shmdt takes only the address: the pages leaving are the run of mappings
- * of the same segment from there, as /proc/self/maps shows them.
+ * shmdt takes only the address: the pages leaving are the segment's
+ * mappings from there on, as /proc/self/maps shows them (gaps included;
+ * spurious over a gap is allowed).
  */
 static long mon_shmdt(bool via, uintptr_t addr)
 {
@@ -320,7 +344,7 @@ static long mon_shmdt(bool via, uintptr_t addr)
 	struct mon_walk w = { .begun = false };
 	struct umn__mapping m;
 
-	if (umn__maps_find(addr, true, &m) == 0)
+	if (umn__maps_shm(addr, &m) == 0)
 		mon_begin(&w, via, HOOK_SHMDT, UMN_EVENT_UNMAP, addr, m.end);
 	long ret = mon_real(via, HOOK_SHMDT, SYS_shmdt, (long)addr, 0, 0, 0, 0,
 			    0, &err);
@@ -373,7 +397,8 @@ static void *hook_mremap(void *old, size_t old_size, size_t new_size,
 {
 	uintptr_t new_addr = 0;
 
-	if (flags & MREMAP_FIXED) {
+	/* As glibc: the fifth argument is there with FIXED or DONTUNMAP. */
+	if (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) {
 		va_list ap;
 
 		va_start(ap, flags);

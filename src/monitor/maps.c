@@ -4,8 +4,9 @@
  * buffer on the stack, so that a wrapper (shmdt) may do it inside a signal
  * handler or inside free().
  *
- * Each line starts "start-end perms offset major:minor inode"; only the
- * first 96 bytes of a line are kept, which always hold those fields.
+ * Each line starts "start-end perms offset major:minor inode path"; only
+ * the first 96 bytes of a line are kept, which always hold the fields and
+ * the start of the path (all that is needed of it: "/SYSV").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +19,7 @@
 struct maps_line {
 	uintptr_t start, end, dev_lo, dev_hi, inode;
 	unsigned prot;
+	bool sysv;              /* a System V shared memory segment */
 };
 
 static const char *parse_num(const char *s, int base, uintptr_t *out)
@@ -51,32 +53,45 @@ static void parse_line(const char *s, struct maps_line *l)
 	s = parse_num(s + 5, 16, &off);
 	s = parse_num(s, 16, &l->dev_hi);
 	s = parse_num(s, 16, &l->dev_lo);
-	parse_num(s, 10, &l->inode);
+	s = parse_num(s, 10, &l->inode);
+	while (*s == ' ')
+		s++;
+	l->sysv = s[0] == '/' && s[1] == 'S' && s[2] == 'Y' && s[3] == 'S' &&
+		  s[4] == 'V';
 }
 
-/* Feed one line; returns true when the answer is complete. */
-static bool maps_step(const struct maps_line *l, uintptr_t addr, bool run,
-		      struct maps_line *first, struct umn__mapping *out,
-		      bool *found)
+/*
+ * Feed one line; returns true when the answer is complete.
+ *   MAPS_AT   the mapping containing addr.
+ *   MAPS_SHM  what shmdt(addr) detaches: the kernel starts at the first
+ *             piece of a segment at or after addr and takes every piece
+ *             of it from there (gaps included), so: from the first
+ *             SysV mapping ending after addr, to the end of the last
+ *             mapping of the same segment.
+ */
+enum maps_mode { MAPS_AT, MAPS_SHM };
+
+static bool maps_step(const struct maps_line *l, uintptr_t addr,
+		      enum maps_mode mode, struct maps_line *first,
+		      struct umn__mapping *out, bool *found)
 {
 	if (!*found) {
-		if (addr < l->start || addr >= l->end)
+		if (l->end <= addr || (mode == MAPS_AT && addr < l->start) ||
+		    (mode == MAPS_SHM && !l->sysv))
 			return false;
 		*found = true;
 		*first = *l;
 		*out = (struct umn__mapping){ l->start, l->end, l->prot };
-		return !run;
+		return mode == MAPS_AT;
 	}
-	if (l->inode && l->start == out->end && l->inode == first->inode &&
-	    l->dev_lo == first->dev_lo && l->dev_hi == first->dev_hi) {
+	if (l->inode == first->inode && l->dev_lo == first->dev_lo &&
+	    l->dev_hi == first->dev_hi && l->sysv)
 		out->end = l->end;
-		return false;
-	}
-	return true;
+	return false;
 }
 
-int umn__maps_find(uintptr_t addr, bool same_file_run,
-		   struct umn__mapping *out)
+static int maps_scan(uintptr_t addr, enum maps_mode mode,
+		     struct umn__mapping *out)
 {
 	long fd = umn__sys4(SYS_openat, AT_FDCWD, "/proc/self/maps",
 			    O_RDONLY | O_CLOEXEC, 0);
@@ -90,6 +105,8 @@ int umn__maps_find(uintptr_t addr, bool same_file_run,
 	while (!done) {
 		long n = umn__sys3(SYS_read, fd, buf, sizeof(buf));
 
+		if (n == -EINTR)
+			continue;
 		if (n <= 0)
 			break;
 		for (long i = 0; i < n && !done; i++) {
@@ -101,10 +118,19 @@ int umn__maps_find(uintptr_t addr, bool same_file_run,
 			line[used] = 0;
 			used = 0;
 			parse_line(line, &l);
-			done = maps_step(&l, addr, same_file_run, &first, out,
-					 &found);
+			done = maps_step(&l, addr, mode, &first, out, &found);
 		}
 	}
 	umn__sys1(SYS_close, fd);
 	return found ? 0 : -ENOENT;
+}
+
+int umn__maps_find(uintptr_t addr, struct umn__mapping *out)
+{
+	return maps_scan(addr, MAPS_AT, out);
+}
+
+int umn__maps_shm(uintptr_t addr, struct umn__mapping *out)
+{
+	return maps_scan(addr, MAPS_SHM, out);
 }

@@ -87,14 +87,16 @@ int umn__arch_patch(const struct umn__monitor_shared *mine,
 		    const struct umn__monitor_shared **shared,
 		    char *why, size_t why_len);
 
-/* maps.c: the mapping containing @addr, and the run of mappings of the
- * same file from there on.  0 if found, else -errno (ENOENT). */
+/* maps.c, from /proc/self/maps: 0, or -errno (ENOENT: no such mapping). */
 struct umn__mapping {
-	uintptr_t start, end;   /* of the run, or of the one mapping */
-	unsigned prot;          /* PROT_* of the mapping containing addr */
+	uintptr_t start, end;
+	unsigned prot;          /* PROT_* of the first mapping */
 };
-int umn__maps_find(uintptr_t addr, bool same_file_run,
-		   struct umn__mapping *out);
+/* The mapping containing @addr. */
+int umn__maps_find(uintptr_t addr, struct umn__mapping *out);
+/* What shmdt(@addr) would detach: from the first System V segment mapping
+ * ending after @addr to the end of that segment's last mapping. */
+int umn__maps_shm(uintptr_t addr, struct umn__mapping *out);
 
 /* A formatted line into a fixed buffer: no allocation. */
 void umn__why(char *buf, size_t len, const char *fmt, ...)

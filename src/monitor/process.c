@@ -160,7 +160,6 @@ static void install(void)
 	}
 	if (use == mm) {
 		umn__mm_pin(mm);
-		process_mm = mm;
 		if (pthread_atfork(NULL, NULL, fork_child)) {
 			umn__why(info.reason, sizeof(info.reason),
 				 "pthread_atfork failed: a forked child would "
@@ -175,10 +174,29 @@ out:
 	install_errno = -err;
 }
 
+/*
+ * A fork() while another thread installs copies install_lock held by a
+ * thread the child does not have: the child starts with it free.  If the
+ * install was part-way, the child's own install then finds entry points
+ * patched and others not, and fails with ENOEXEC instead of hanging.
+ */
+static void install_lock_child(void)
+{
+	pthread_mutex_init(&install_lock, NULL);
+}
+
+static void install_lock_once(void)
+{
+	pthread_atfork(NULL, NULL, install_lock_child);
+}
+
 struct umn_mm *umn_mm_process(void)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
 	/* Pairs with the release store below. */
 	if (!atomic_load_acquire(&done)) {
+		pthread_once(&once, install_lock_once);
 		pthread_mutex_lock(&install_lock);
 		if (!atomic_load_relaxed(&done)) { /* install_lock held */
 			install();

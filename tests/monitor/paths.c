@@ -134,6 +134,12 @@ static void path_madvise_free(void **state)
 	path_madvise(MADV_FREE, 0x66);
 }
 
+/* Linux 6.13: guard pages throw the contents away. */
+static void path_madvise_guard(void **state)
+{
+	path_madvise(102 /* MADV_GUARD_INSTALL */, 0x67);
+}
+
 static void path_mprotect(void **state)
 {
 	char *p = map_pages(4, 0x77);
@@ -182,6 +188,31 @@ static void path_shmdt(void **state)
 	assert_int_equal(shmdt(p), 0);
 	watch_check(w, p, p + 16 * PG, "shmdt");
 	watch_stop(w);
+}
+
+/* Pieces of a segment apart: a hole in it, or its first page gone.  shmdt
+ * still detaches every piece from the address on. */
+static void path_shmdt_pieces(void **state)
+{
+	for (int first_gone = 0; first_gone < 2; first_gone++) {
+		int id = shmget(IPC_PRIVATE, 16 * PG, IPC_CREAT | 0600);
+
+		if (id < 0)
+			skip();
+		char *p = shmat(id, NULL, 0);
+
+		shmctl(id, IPC_RMID, NULL);
+		assert_true(p != (void *)-1);
+		memset(p, 0x3d, 16 * PG);
+		assert_int_equal(munmap(first_gone ? p : p + 4 * PG, PG), 0);
+		struct watch *w = watch_new();
+
+		watch_start(w, p + 12 * PG, 4 * PG, UMN_EVENT_UNMAP, true);
+		assert_int_equal(shmdt(p), 0);
+		watch_check(w, p + 12 * PG, p + 16 * PG, "shmdt");
+		watch_stop(w);
+		watch_teardown(state);
+	}
 }
 
 static void path_mmap_fixed(void **state)
@@ -342,21 +373,24 @@ static int paths_teardown(void **state)
 	return watch_teardown(state);
 }
 
+#define PATH(f) cmocka_unit_test_teardown(f, paths_teardown)
 #define PATHS                                                                \
-	cmocka_unit_test_teardown(path_munmap, paths_teardown),                                        \
-	cmocka_unit_test_teardown(path_syscall_munmap, paths_teardown),                                \
-	cmocka_unit_test_teardown(path_free_large, paths_teardown),                                    \
-	cmocka_unit_test_teardown(path_realloc_large, paths_teardown),                                 \
-	cmocka_unit_test_teardown(path_malloc_trim, paths_teardown),                                   \
-	cmocka_unit_test_teardown(path_madvise_dontneed, paths_teardown),                              \
-	cmocka_unit_test_teardown(path_madvise_free, paths_teardown),                                  \
-	cmocka_unit_test_teardown(path_mprotect, paths_teardown),                                      \
-	cmocka_unit_test_teardown(path_sbrk_shrink, paths_teardown),                                   \
-	cmocka_unit_test_teardown(path_shmdt, paths_teardown),                                         \
-	cmocka_unit_test_teardown(path_mmap_fixed, paths_teardown),                                    \
-	cmocka_unit_test_teardown(path_mremap_move, paths_teardown),                                   \
-	cmocka_unit_test_teardown(path_thread_stack, paths_teardown),                                  \
-	cmocka_unit_test_teardown(reenter_free, paths_teardown)
+	PATH(path_munmap),                                                   \
+	PATH(path_syscall_munmap),                                           \
+	PATH(path_free_large),                                               \
+	PATH(path_realloc_large),                                            \
+	PATH(path_malloc_trim),                                              \
+	PATH(path_madvise_dontneed),                                         \
+	PATH(path_madvise_free),                                             \
+	PATH(path_madvise_guard),                                            \
+	PATH(path_mprotect),                                                 \
+	PATH(path_sbrk_shrink),                                              \
+	PATH(path_shmdt),                                                    \
+	PATH(path_shmdt_pieces),                                             \
+	PATH(path_mmap_fixed),                                               \
+	PATH(path_mremap_move),                                              \
+	PATH(path_thread_stack),                                             \
+	PATH(reenter_free)
 
 /*
  * fork(): the child's space is the same pointer, empty; the parent's

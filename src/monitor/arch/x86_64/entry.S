@@ -13,6 +13,7 @@
 	.hidden umn__monitor_syscall_entry
 	.type umn__monitor_syscall_entry, @function
 umn__monitor_syscall_entry:
+	endbr64			/* reached by the island's indirect jump */
 	cmp $11, %rdi		/* munmap */
 	je 1f
 	cmp $25, %rdi		/* mremap */

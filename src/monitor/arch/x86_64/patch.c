@@ -229,9 +229,6 @@ static int plan_one(const struct umn__hook *h, struct plan *pl, char *why,
 	pl->target = jump_target(p);
 	long off = pl->target ? 0 : plan_shape(h, p, pl);
 
-	if (off >= 0 && pl->mid && !pl->target)
-		off = -1;
-
 	if (off < 0) {
 		umn__why(why, len,
 			 "%s: entry %02x %02x %02x %02x %02x %02x %02x %02x "
@@ -379,7 +376,7 @@ static int text_write_all(struct plan *plans, char *why, size_t len)
 		struct umn__mapping m;
 		uint8_t new[16];
 
-		err = umn__maps_find((uintptr_t)pl->site, false, &m);
+		err = umn__maps_find((uintptr_t)pl->site, &m);
 		if (!err)
 			err = -text_protect(pl->site, m.prot | PROT_READ |
 							      PROT_WRITE |
@@ -406,7 +403,7 @@ static int text_write_all(struct plan *plans, char *why, size_t len)
 		struct umn__mapping m;
 		uint8_t new[16];
 
-		if (umn__maps_find((uintptr_t)pl->site, false, &m) ||
+		if (umn__maps_find((uintptr_t)pl->site, &m) ||
 		    text_protect(pl->site, m.prot | PROT_WRITE | PROT_EXEC))
 			continue;
 		patched_block(pl, new);
