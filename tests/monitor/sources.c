@@ -278,6 +278,53 @@ static int shared_copies(void)
 	return 0;
 }
 
+/* Both copies install at the same moment, on two threads: one patches, the
+ * other shares, and nothing crashes. */
+static struct umn_mm *(*at_once_other)(void);
+static struct umn_mm *at_once_got[2];
+static atomic_int at_once_ready;
+
+static void *at_once_thread(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+
+	atomic_fetch_add(&at_once_ready, 1);
+	while (atomic_load(&at_once_ready) < 2)
+		;
+	at_once_got[i] = i ? at_once_other() : umn_mm_process();
+	return NULL;
+}
+
+static int copies_at_once(void)
+{
+	char exe[PATH_MAX], so[PATH_MAX + 32];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	pthread_t t[2];
+
+	CHECK(n > 0);
+	exe[n] = 0;
+	*strrchr(exe, '/') = 0;
+	snprintf(so, sizeof(so), "%s/../../libumn.so.0", exe);
+	void *other = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+
+	CHECK(other);
+	at_once_other = (struct umn_mm * (*)(void))dlsym(other, "umn_mm_process");
+	CHECK(at_once_other);
+	for (intptr_t i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, at_once_thread, (void *)i);
+	pthread_join(t[0], NULL);
+	pthread_join(t[1], NULL);
+	CHECK(at_once_got[0] && at_once_got[0] == at_once_got[1]);
+	CHECK(unmap_hits(at_once_got[0]) == 1);
+	return 0;
+}
+
+static void test_copies_install_at_once(void **state)
+{
+	for (int i = 0; i < 40; i++)
+		in_child(copies_at_once, NULL);
+}
+
 static void test_query_before_install(void **state)
 {
 	in_child(query_before_install, NULL);
@@ -330,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_entry_patches_nothing),
 		cmocka_unit_test(test_chains_to_another_patcher),
 		cmocka_unit_test(test_copies_share_wrappers),
+		cmocka_unit_test(test_copies_install_at_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "monitor/monitor.h"
 #include "sys/raw_syscall.h"
@@ -468,19 +469,84 @@ static int plan_shared(struct plan *plans, const char *abi,
 	return 1;
 }
 
+/*
+ * Copies of umn in one process install one at a time: each claims a page
+ * at an address they all derive from libc's munmap, with
+ * MAP_FIXED_NOREPLACE, so only one gets it; the others wait for it to go,
+ * then plan and find the patch to share.  Without this, two copies could
+ * make the same text page writable and one restore it read-only under the
+ * other's store.  The page says whose it is; an unrelated mapping there,
+ * or a kernel without MAP_FIXED_NOREPLACE, means installing unserialized.
+ */
+#define CLAIM_MAGIC "umn-install-claim"
+
+static void *install_claim(void)
+{
+	uintptr_t libc = (uintptr_t)umn__monitor_hooks[HOOK_MUNMAP].libc;
+	uintptr_t at = (libc & ~((1ul << 28) - 1)) - (1ul << 28) + 0x75000;
+	char seen[sizeof(CLAIM_MAGIC)];
+
+	for (int tries = 0; tries < 5000; tries++) {
+		long r = umn__sys6(SYS_mmap, (long)at, PAGE,
+				   PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS |
+					   MAP_FIXED_NOREPLACE,
+				   -1, 0);
+
+		if ((uintptr_t)r == at) {
+			memcpy((void *)at, CLAIM_MAGIC, sizeof(CLAIM_MAGIC));
+			return (void *)at;
+		}
+		if (!umn__sys_error(r)) { /* taken as a hint: no such flag */
+			umn__sys2(SYS_munmap, r, PAGE);
+			return NULL;
+		}
+		struct iovec local = { seen, sizeof(seen) };
+		struct iovec remote = { (void *)at, sizeof(seen) };
+
+		if (umn__sys6(SYS_process_vm_readv, umn__sys0(SYS_getpid),
+			      (long)&local, 1, (long)&remote, 1, 0) !=
+			    (long)sizeof(seen) ||
+		    memcmp(seen, CLAIM_MAGIC, sizeof(seen)))
+			return NULL; /* someone else's mapping */
+		struct timespec ms = { 0, 1000000 };
+
+		umn__sys2(SYS_nanosleep, &ms, NULL);
+	}
+	return NULL;
+}
+
+static int patch_claimed(const struct umn__monitor_shared *mine,
+			 const struct umn__monitor_shared **shared, char *why,
+			 size_t len);
+
 int umn__arch_patch(const struct umn__monitor_shared *mine,
 		    const struct umn__monitor_shared **shared, char *why,
 		    size_t len)
 {
-	static struct plan plans[HOOK_COUNT];
 	unsigned a, b, c, d;
-	int err = 0;
 
 	*shared = NULL;
 	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_CMPXCHG16B)) {
 		umn__why(why, len, "this CPU has no cmpxchg16b\n");
 		return -ENOTSUP;
 	}
+	void *claim = install_claim();
+	int err = patch_claimed(mine, shared, why, len);
+
+	if (claim)
+		umn__sys2(SYS_munmap, claim, PAGE);
+	return err;
+}
+
+/* Plan every entry point, then patch them all or share another copy's. */
+static int patch_claimed(const struct umn__monitor_shared *mine,
+			 const struct umn__monitor_shared **shared, char *why,
+			 size_t len)
+{
+	static struct plan plans[HOOK_COUNT];
+	int err = 0;
+
 	umn__monitor_hooks[HOOK_SYSCALL].wrapper = umn__monitor_syscall_entry;
 	for (int i = 0; i < HOOK_COUNT; i++) {
 		int e = plan_one(&umn__monitor_hooks[i], &plans[i], why, len);
