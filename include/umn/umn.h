@@ -171,8 +171,9 @@ int umn_mm_free(struct umn_mm *mm);
  * costs two sigprocmask calls on every path that takes the lock (insert,
  * put, update, remove, and walks that hit a subscription); walks that hit
  * nothing take no lock and pay nothing.  The process space is made this
- * way.  Waits (remove, synchronize, a contended read_begin) hold signals
- * blocked while they sleep.
+ * way.  Waits (remove, synchronize, a contended read_begin) sleep outside
+ * the lock with the caller's own signal mask, so signals reach a waiting
+ * thread as usual.
  *
  * Context: any thread.  Allocates with malloc.
  * Return: the space, or NULL with errno set to EINVAL (unknown flag) or
