@@ -314,6 +314,17 @@ static int copies_at_once(void)
 		pthread_create(&t[i], NULL, at_once_thread, (void *)i);
 	pthread_join(t[0], NULL);
 	pthread_join(t[1], NULL);
+	if (!at_once_got[0] || at_once_got[0] != at_once_got[1]) {
+		struct umn_monitor_info info[2];
+		int (*other_query)(struct umn_monitor_info *) =
+			(int (*)(struct umn_monitor_info *))dlsym(
+				other, "umn_monitor_query");
+
+		umn_monitor_query(&info[0]);
+		other_query(&info[1]);
+		fprintf(stderr, "child: this copy: %s\nchild: the other: %s",
+			info[0].reason, info[1].reason);
+	}
 	CHECK(at_once_got[0] && at_once_got[0] == at_once_got[1]);
 	CHECK(unmap_hits(at_once_got[0]) == 1);
 	return 0;

@@ -475,44 +475,66 @@ static int plan_shared(struct plan *plans, const char *abi,
  * MAP_FIXED_NOREPLACE, so only one gets it; the others wait for it to go,
  * then plan and find the patch to share.  Without this, two copies could
  * make the same text page writable and one restore it read-only under the
- * other's store.  The page says whose it is; an unrelated mapping there,
- * or a kernel without MAP_FIXED_NOREPLACE, means installing unserialized.
+ * other's store.  The page is a memfd written before it is mapped, so it
+ * shows the magic from its first instant; any other mapping there, or a
+ * kernel without MAP_FIXED_NOREPLACE, means installing unserialized.
  */
 #define CLAIM_MAGIC "umn-install-claim"
 
-static void *install_claim(void)
+/* A page holding the magic, mapped at @at or not at all; -errno. */
+static long claim_map(uintptr_t at)
+{
+	long fd = umn__sys2(SYS_memfd_create, "umn-install-claim", 1 /* CLOEXEC */);
+	long r;
+
+	if (umn__sys_error(fd))
+		return fd;
+	r = umn__sys3(SYS_write, fd, CLAIM_MAGIC, sizeof(CLAIM_MAGIC));
+	if (r == (long)sizeof(CLAIM_MAGIC))
+		r = umn__sys6(SYS_mmap, (long)at, PAGE, PROT_READ,
+			      MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+	else if (!umn__sys_error(r))
+		r = -EIO;
+	umn__sys1(SYS_close, fd);
+	if (!umn__sys_error(r) && (uintptr_t)r != at) {
+		umn__sys2(SYS_munmap, r, PAGE); /* taken as a hint */
+		r = -EOPNOTSUPP;
+	}
+	return r;
+}
+
+static void *install_claim(const char **why_not)
 {
 	uintptr_t libc = (uintptr_t)umn__monitor_hooks[HOOK_MUNMAP].libc;
-	uintptr_t at = (libc & ~((1ul << 28) - 1)) - (1ul << 28) + 0x75000;
+	uintptr_t at = (libc & ~((1ul << 32) - 1)) - (1ul << 32) + 0x75000;
 	char seen[sizeof(CLAIM_MAGIC)];
 
 	for (int tries = 0; tries < 5000; tries++) {
-		long r = umn__sys6(SYS_mmap, (long)at, PAGE,
-				   PROT_READ | PROT_WRITE,
-				   MAP_PRIVATE | MAP_ANONYMOUS |
-					   MAP_FIXED_NOREPLACE,
-				   -1, 0);
+		long r = claim_map(at);
 
-		if ((uintptr_t)r == at) {
-			memcpy((void *)at, CLAIM_MAGIC, sizeof(CLAIM_MAGIC));
+		if (!umn__sys_error(r))
 			return (void *)at;
-		}
-		if (!umn__sys_error(r)) { /* taken as a hint: no such flag */
-			umn__sys2(SYS_munmap, r, PAGE);
+		if (umn__sys_error(r) != EEXIST) {
+			*why_not = "no claim page (memfd_create or "
+				   "MAP_FIXED_NOREPLACE missing)";
 			return NULL;
 		}
 		struct iovec local = { seen, sizeof(seen) };
 		struct iovec remote = { (void *)at, sizeof(seen) };
-
-		if (umn__sys6(SYS_process_vm_readv, umn__sys0(SYS_getpid),
-			      (long)&local, 1, (long)&remote, 1, 0) !=
-			    (long)sizeof(seen) ||
-		    memcmp(seen, CLAIM_MAGIC, sizeof(seen)))
-			return NULL; /* someone else's mapping */
 		struct timespec ms = { 0, 1000000 };
 
+		/* Gone meanwhile (EFAULT): claim it again. */
+		if (umn__sys6(SYS_process_vm_readv, umn__sys0(SYS_getpid),
+			      (long)&local, 1, (long)&remote, 1, 0) !=
+			    (long)sizeof(seen))
+			continue;
+		if (memcmp(seen, CLAIM_MAGIC, sizeof(seen))) {
+			*why_not = "another mapping is where the claim goes";
+			return NULL;
+		}
 		umn__sys2(SYS_nanosleep, &ms, NULL);
 	}
+	*why_not = "another copy held the claim for 5 s";
 	return NULL;
 }
 
@@ -531,7 +553,12 @@ int umn__arch_patch(const struct umn__monitor_shared *mine,
 		umn__why(why, len, "this CPU has no cmpxchg16b\n");
 		return -ENOTSUP;
 	}
-	void *claim = install_claim();
+	const char *why_not = NULL;
+	void *claim = install_claim(&why_not);
+
+	if (!claim)
+		umn__why(why, len, "installing unserialized with other copies "
+			 "of umn: %s\n", why_not);
 	int err = patch_claimed(mine, shared, why, len);
 
 	if (claim)
