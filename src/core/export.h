@@ -6,6 +6,7 @@
 #ifndef UMN_CORE_EXPORT_H
 #define UMN_CORE_EXPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <umn/umn.h>
@@ -16,6 +17,15 @@
  * process.  Call before publishing @mm.
  */
 void umn__mm_pin(struct umn_mm *mm);
+
+/*
+ * Is the calling thread inside a walk of @mm (between range_start and
+ * range_end, so also inside one of its callbacks) or a ->release() of it?
+ * Then anything that waits for the space's walks to end would wait for
+ * itself: layers built on the core return -EDEADLK instead, as remove and
+ * synchronize do.
+ */
+bool umn__thread_inside(const struct umn_mm *mm);
 
 /*
  * What two copies of the core must agree on to work on one space: the
