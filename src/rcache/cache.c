@@ -29,6 +29,8 @@
  *                               ->dereg and start over
  *   every region the union overlaps: VALID cleared, out of the index
  *   the new one into the index
+ *   ->dereg of the replaced regions that are unused   (only now: a dereg
+ *                               sees the new region registered)
  *
  * This is the sequence protocol with the reference word as the owner's
  * lock: ->invalidate() calls umn_set_seq() and then sets INVAL with a
@@ -206,8 +208,11 @@ static struct umn_region *first_overlap_locked(struct umn_rcache *rc,
 /*
  * Take every region overlapping the new region's range out of the index:
  * the valid ones are merged into it (VALID cleared here; the unused ones
- * are retired), the dead ones were waiting for a settle anyway.  They stay
- * on the dead list, registered, until the new region is in the index.
+ * are retired), the dead ones were waiting for a settle anyway.  Nothing
+ * is deregistered here: they stay on the dead list, registered, until the
+ * new region is in the index and dead_settle_locked() runs their ->dereg.
+ * A ->dereg run before that would not see the new region registered (the
+ * mlock backend would unlock the pages it has just locked).
  */
 static void supersede_locked(struct umn_rcache *rc, uintptr_t s, uintptr_t e)
 {
@@ -224,8 +229,8 @@ static void supersede_locked(struct umn_rcache *rc, uintptr_t s, uintptr_t e)
 				atomic_fetch_or_explicit(&r->pend, P_RETIRED,
 							 memory_order_relaxed);
 		}
-		umn__region_settle_locked(rc, r); /* now DEAD */
-		UMN_BUG_ON(r->state == R_CACHED);
+		UMN_BUG_ON(r->state != R_CACHED);
+		umn__region_uncache_locked(rc, r); /* now DEAD */
 	}
 }
 

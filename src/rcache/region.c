@@ -180,8 +180,7 @@ void umn__region_cache_locked(struct umn_rcache *rc, struct umn_region *r)
 	r->state = R_CACHED;
 }
 
-/* Out of the index: a region that is no longer valid. */
-static void region_uncache_locked(struct umn_rcache *rc, struct umn_region *r)
+void umn__region_uncache_locked(struct umn_rcache *rc, struct umn_region *r)
 {
 	uintptr_t start = atomic_load_relaxed(&r->start);
 
@@ -211,7 +210,7 @@ void umn__region_settle_locked(struct umn_rcache *rc, struct umn_region *r)
 	unsigned p = atomic_load_acquire(&r->pend);
 
 	if (r->state == R_CACHED && !(w & REF_VALID))
-		region_uncache_locked(rc, r);
+		umn__region_uncache_locked(rc, r);
 	if (r->state == R_DEAD && (p & P_RETIRED)) {
 		UMN_BUG_ON(w & (REF_VALID | REF_COUNT));
 		dead_unlink(rc, r);

@@ -20,6 +20,9 @@ extern const struct umn_interval_ops umn__region_sub_ops;
 struct umn_region *umn__region_alloc_locked(struct umn_rcache *rc);
 /* Mutex held.  A published region into the index and the clock ring. */
 void umn__region_cache_locked(struct umn_rcache *rc, struct umn_region *r);
+/* Mutex held.  A CACHED region no longer valid: out of the index and the
+ * clock ring, onto the dead list (DEAD).  Deregisters nothing. */
+void umn__region_uncache_locked(struct umn_rcache *rc, struct umn_region *r);
 /* Mutex held.  Move @r on as far as its state allows (cache.h). */
 void umn__region_settle_locked(struct umn_rcache *rc, struct umn_region *r);
 /* Mutex held.  We are @r's retirer: mark it and settle it. */

@@ -129,6 +129,29 @@ static void test_merge_keeps_pages_locked(void **state)
 	ml_close(&e);
 }
 
+/*
+ * The replaced region is unused, so the merge deregisters it at once: its
+ * ->dereg must see the new region registered, or it unlocks the pages the
+ * new one has just locked.
+ */
+static void test_merge_unused_keeps_pages_locked(void **state)
+{
+	struct mlenv e;
+	struct umn_region *a, *m;
+
+	ml_open(&e);
+	a = ml_get(&e, 0, 2);
+	assert_int_equal(umn_rcache_put(e.rc, a), 0);
+	m = ml_get(&e, 1, 3);                    /* [0, 4), replaces a */
+	assert_int_equal(umn_region_start(m), (uintptr_t)mem);
+	assert_int_equal(umn_region_end(m), (uintptr_t)(mem + 4 * pg()));
+	assert_int_equal(pages_locked(&e), 4);
+	assert_int_equal(umn_rcache_put(e.rc, m), 0);
+	assert_int_equal(umn_rcache_flush(e.rc), 0);
+	assert_int_equal(pages_locked(&e), 0);
+	ml_close(&e);
+}
+
 static void test_old_region_dereg_after_new(void **state)
 {
 	struct mlenv e;
@@ -180,6 +203,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_locked_from_reg_to_dereg),
 		cmocka_unit_test(test_merge_keeps_pages_locked),
+		cmocka_unit_test(test_merge_unused_keeps_pages_locked),
 		cmocka_unit_test(test_old_region_dereg_after_new),
 		cmocka_unit_test(test_hole_fails_nothing_locked),
 	};
