@@ -9,9 +9,11 @@
  * returns as libc's function would, errno included.
  *
  *   munmap, shmdt, brk shrinking, mmap MAP_FIXED   UNMAP
+ *     (MAP_HUGETLB: the length rounded to the huge page)
  *   mremap moving or shrinking: the old pages      REMAP
  *     (and MREMAP_FIXED: the destination, UNMAP)
- *   madvise DONTNEED, FREE, REMOVE, DONTNEED_LOCKED  CLEAR
+ *   madvise DONTNEED, FREE, REMOVE, DONTNEED_LOCKED,
+ *     GUARD_INSTALL                                CLEAR
  *   mprotect, pkey_mprotect                        PROTECTION
  *
  * What may run here: this file runs inside free(), inside other wrappers

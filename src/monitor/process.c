@@ -71,9 +71,18 @@ static void pin_this_object(void)
 		dlopen(dl.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
+/*
+ * The space the child of a fork() must start over: set before the patch
+ * (a fork may come while the install is under way) and kept after a
+ * failed one.  Written under install_lock, read by the fork handler on the
+ * only thread of the child.
+ */
+static struct umn_mm *fork_mm;
+
 static void fork_child(void)
 {
-	umn_mm_atfork(process_mm, UMN_FORK_CHILD);
+	if (fork_mm)
+		umn_mm_atfork(fork_mm, UMN_FORK_CHILD);
 }
 
 static enum umn_monitor_source requested_source(const char *env)
@@ -102,6 +111,16 @@ static struct umn_mm *install_patch(struct umn_mm *mm, int *err)
 	*err = umn__arch_patch(&mine, &shared, info.reason, sizeof(info.reason));
 	if (libc)
 		dlclose(libc);
+	if (shared && shared->calls == umn__monitor_calls()) {
+		/*
+		 * Our own island: this is the child of a fork() that came
+		 * after the parent had patched, before its install returned.
+		 * The space is the one the parent published, emptied by the
+		 * fork handler; the wrappers go on feeding it.
+		 */
+		umn__monitor_set_mm(shared->mm);
+		return shared->mm;
+	}
 	if (*err || shared)
 		umn__monitor_set_mm(NULL);
 	if (*err)
@@ -144,28 +163,29 @@ static void install(void)
 		err = -ENOMEM;
 		goto out;
 	}
+	/*
+	 * Pinned before the wrappers can see it.  Kept even if the patch
+	 * fails or another copy's space is used instead: a patch that failed
+	 * part-way was undone, but a thread may have entered a wrapper
+	 * meanwhile (one small allocation, once).
+	 */
+	umn__mm_pin(mm);
 	if (info.requested == UMN_MONITOR_OFF) {
 		umn__why(info.reason, sizeof(info.reason),
 			 "UMN_MONITOR=off: nothing feeds the process space\n");
 		use = mm;
-	} else {
-		/*
-		 * Pinned before the wrappers can see it.  Kept even if the
-		 * patch fails or another copy's space is used instead: a patch
-		 * that failed part-way was undone, but a thread may have
-		 * entered a wrapper meanwhile (one small allocation, once).
-		 */
-		umn__mm_pin(mm);
+	}
+	/* Before the wrappers can reach @mm: a fork from now on must find it
+	 * to empty it in the child. */
+	fork_mm = mm;
+	if (pthread_atfork(NULL, NULL, fork_child))
+		umn__why(info.reason, sizeof(info.reason),
+			 "pthread_atfork failed: a forked child would inherit "
+			 "the parent's subscriptions\n");
+	if (info.requested == UMN_MONITOR_PATCH)
 		use = install_patch(mm, &err);
-	}
-	if (use == mm) {
-		umn__mm_pin(mm);
-		if (pthread_atfork(NULL, NULL, fork_child)) {
-			umn__why(info.reason, sizeof(info.reason),
-				 "pthread_atfork failed: a forked child would "
-				 "inherit the parent's subscriptions\n");
-		}
-	}
+	/* Another copy's space: that copy empties it itself. */
+	fork_mm = use && !info.shared ? use : NULL;
 	process_mm = use;
 	if (use)
 		info.source = info.requested;

@@ -142,11 +142,71 @@ static void fork_inside_invalidate(void **state)
 	in_child(fork_in_callback, NULL);
 }
 
+/*
+ * fork() while another thread installs: each child either has a working
+ * process space or a clear ENOEXEC (the parent was part-way through its
+ * entry points); none crashes or hangs.
+ */
+static atomic_int installing_done;
+
+static int child_after_fork_mid_install(void)
+{
+	struct umn_mm *mm = umn_mm_process();
+
+	if (!mm)
+		return errno == ENOEXEC ? 0 : 10;
+	struct watch *w = watch_new();
+	char *p = map_pages(1, 0x11);
+
+	watch_start(w, p, PG, UMN_EVENT_UNMAP, true);
+	munmap(p, PG);
+	return atomic_load(&w->hits) == 1 ? 0 : 11;
+}
+
+static void *forker(void *arg)
+{
+	int *bad = arg;
+
+	while (!atomic_load(&installing_done)) {
+		pid_t pid = fork();
+		int status;
+
+		if (pid == 0)
+			_exit(child_after_fork_mid_install());
+		if (pid < 0 || waitpid(pid, &status, 0) != pid ||
+		    !WIFEXITED(status) || WEXITSTATUS(status))
+			*bad = 1;
+	}
+	return NULL;
+}
+
+static int fork_during_install(void)
+{
+	int bad = 0;
+	pthread_t t;
+
+	pthread_create(&t, NULL, forker, &bad);
+	sleep_ms(2);
+	struct umn_mm *mm = umn_mm_process();
+
+	sleep_ms(2);
+	atomic_store(&installing_done, 1);
+	pthread_join(t, NULL);
+	return !mm ? 2 : bad ? 3 : 0;
+}
+
+static void fork_while_installing(void **state)
+{
+	for (int i = 0; i < 10; i++)
+		in_child(fork_during_install, NULL);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
 		cmocka_unit_test(fork_while_another_thread_frees),
 		cmocka_unit_test(fork_inside_invalidate),
+		cmocka_unit_test(fork_while_installing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

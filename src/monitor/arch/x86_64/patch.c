@@ -24,7 +24,7 @@
  * Each shape is listed below, checked byte for byte; an entry point that
  * matches none is refused, and then nothing at all is patched.
  *
- * Islands: one page, mapped within 2 GiB of libc so a rel32 reaches it.
+ * Islands: one page, mapped within 1 GiB of libc (a rel32 reaches 2).
  * Its first bytes say "umn wrappers live here" (struct umn__monitor_shared)
  * so that another copy of umn in the process finds and shares them.  An
  * entry that already jumps somewhere (another patcher: UCX's ucm, libfabric,
@@ -35,6 +35,7 @@
 #define _GNU_SOURCE
 #include <cpuid.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -503,8 +504,30 @@ static long claim_map(uintptr_t at)
 	return r;
 }
 
+/*
+ * The claim this process holds, if any: a fork() during the install copies
+ * it into a child that does not install, and would make the child's own
+ * install wait for it.  The child drops it.
+ */
+static void *claim_held;
+
+static void claim_child(void)
+{
+	if (claim_held)
+		umn__sys2(SYS_munmap, claim_held, PAGE);
+	claim_held = NULL;
+}
+
+static void claim_register_child(void)
+{
+	pthread_atfork(NULL, NULL, claim_child);
+}
+
 static void *install_claim(const char **why_not)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, claim_register_child);
 	uintptr_t libc = (uintptr_t)umn__monitor_hooks[HOOK_MUNMAP].libc;
 	uintptr_t at = (libc & ~((1ul << 32) - 1)) - (1ul << 32) + 0x75000;
 	char seen[sizeof(CLAIM_MAGIC)];
@@ -513,7 +536,7 @@ static void *install_claim(const char **why_not)
 		long r = claim_map(at);
 
 		if (!umn__sys_error(r))
-			return (void *)at;
+			return claim_held = (void *)at;
 		if (umn__sys_error(r) != EEXIST) {
 			*why_not = "no claim page (memfd_create or "
 				   "MAP_FIXED_NOREPLACE missing)";
@@ -561,8 +584,10 @@ int umn__arch_patch(const struct umn__monitor_shared *mine,
 			 "of umn: %s\n", why_not);
 	int err = patch_claimed(mine, shared, why, len);
 
-	if (claim)
+	if (claim) {
+		claim_held = NULL;
 		umn__sys2(SYS_munmap, claim, PAGE);
+	}
 	return err;
 }
 
@@ -595,7 +620,7 @@ static int patch_claimed(const struct umn__monitor_shared *mine,
 	uint8_t *island = island_map(lo, hi);
 
 	if (!island) {
-		umn__why(why, len, "no page for jump islands within 2 GiB of "
+		umn__why(why, len, "no page for jump islands within 1 GiB of "
 			 "libc\n");
 		return -ENOMEM;
 	}
