@@ -99,6 +99,9 @@ struct umn_rcache_ops {
  */
 #define UMN_RCACHE_KEEP_ON_PROTECTION 1u
 
+/* The default of umn_rcache_config.max_region_bytes: 1 GiB. */
+#define UMN_RCACHE_MAX_REGION_DEFAULT ((size_t)1 << 30)
+
 /**
  * struct umn_rcache_config - How to build a cache.  Zero means "default"
  * for every size.
@@ -118,6 +121,15 @@ struct umn_rcache_ops {
  * @max_bytes:        the same, for the sum of the regions' lengths.
  *                    Default: no limit.
  * @flags:            0 or UMN_RCACHE_KEEP_ON_PROTECTION.
+ * @max_region_bytes: a miss merges its range with neighbouring regions
+ *                    only while the merged region stays this long or
+ *                    shorter; a range longer than this is registered
+ *                    alone.  It bounds what one miss registers again: a
+ *                    run of adjacent gets of n bytes each re-registers up
+ *                    to this many bytes per miss, so set it smaller when
+ *                    gets are small and adjacent and registering costs
+ *                    in proportion to the length.  Default:
+ *                    UMN_RCACHE_MAX_REGION_DEFAULT (1 GiB).
  */
 struct umn_rcache_config {
 	struct umn_mm *mm;
@@ -127,6 +139,7 @@ struct umn_rcache_config {
 	size_t alignment;
 	size_t max_regions, max_bytes;
 	unsigned flags;
+	size_t max_region_bytes;
 };
 
 /**
@@ -139,7 +152,9 @@ struct umn_rcache_config {
  * @regs:         successful ->reg calls.
  * @reg_errors:   ->reg calls that failed (the error went to the caller).
  * @deregs:       ->dereg calls.
- * @merged:       regions replaced by a larger one that covers them.
+ * @merged:       regions replaced by a new one that overlaps or touches
+ *                them: merged into it, or, where that would pass
+ *                max_region_bytes, overlapping it and dropped.
  * @invalidated:  regions made invalid by an invalidation of the space.
  * @evicted:      unused regions evicted for the limits or by flush.
  * @retried:      registrations dropped because an invalidation reached
@@ -198,10 +213,12 @@ int umn_rcache_free(struct umn_rcache *rc);
  * no lock, makes no system call and allocates nothing, unless a ->dereg is
  * due (an invalidation made an unused region invalid since the last call):
  * then it first tries the cache's mutex and runs it.  A miss registers
- * the range, aligned to the cache's alignment and merged with every valid
- * region that overlaps or touches it, so one registration replaces them;
- * the replaced regions stay usable by their holders and are deregistered
- * after their last put.  A miss never registers pages an invalidation in
+ * the range, aligned to the cache's alignment and merged with the valid
+ * regions that overlap or touch it, nearest first, as long as the result
+ * stays within the config's max_region_bytes, so one registration replaces
+ * them; a valid region that overlaps the range but would not fit is
+ * replaced too, not merged.  The replaced regions stay usable by their
+ * holders and are deregistered after their last put.  A miss never registers pages an invalidation in
  * progress is taking away: it waits for that invalidation to end (as
  * umn_read_begin() does), and if one reaches the range while ->reg runs it
  * drops that registration and registers again.

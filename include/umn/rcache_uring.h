@@ -125,13 +125,17 @@ int umn_rcache_uring_free(struct umn_rcache_uring *ur);
  * @cfg: a configuration for umn_rcache_new(); this sets its ops, ctx and
  *       region_data_size, and, if it is 0, max_regions to half the slots
  *       (the cache counts valid regions, held or not; the other half is for
- *       invalid regions still held or waiting for their ->dereg).  Set the
- *       rest (mm, alignment, max_bytes, flags) yourself.
+ *       invalid regions still held or waiting for their ->dereg); and, if
+ *       it is 0 or more than 1 GiB, max_region_bytes to 1 GiB, the most
+ *       the kernel registers in one buffer, so that merging never makes a
+ *       region the kernel refuses.  Set the rest (mm, alignment,
+ *       max_bytes, flags) yourself.
  *
  * A slot goes to another region only after the ->dereg of the region that
  * had it, which the cache runs after that region's last umn_rcache_put().
- * With no slot free, umn_rcache_get() fails with -ENOSPC.  One backend
- * serves one cache.
+ * With no slot free, umn_rcache_get() fails with -ENOSPC.  A get of more
+ * than 1 GiB fails with -EFAULT (the kernel's limit).  One backend serves
+ * one cache.
  *
  * Context: any thread.  Never blocks.
  * Return: 0, or -EINVAL if @ur or @cfg is NULL.

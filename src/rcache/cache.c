@@ -16,8 +16,8 @@
  *
  * A miss takes the mutex and registers (one miss at a time per cache):
  *
- *   union = [start, end) aligned, grown over every valid region it
- *           overlaps or touches
+ *   union = [start, end) aligned, grown over the valid regions it
+ *           overlaps or touches, up to max_region_bytes
  *   insert a new region's subscription over the union   (maybe deferred)
  *   seq = umn_read_begin(sub)   waits while a walk that reached the range,
  *                               or one the insert had to wait for, runs
@@ -153,13 +153,19 @@ static bool region_valid_overlapping(struct umn_region *r, uintptr_t s,
 }
 
 /*
- * Grow [*s, *e) over every valid region that overlaps or touches it, until
- * none is left: what a miss registers.  Regions do not overlap, so the
- * candidates are the one at or before *s, those before it that touch, and
- * those after it up to *e.
+ * Grow [*s, *e) over the valid regions that overlap or touch it, nearest
+ * first, while the union stays within max_region: what a miss registers.
+ * Regions do not overlap, so the candidates are the one at or before *s,
+ * those before it that touch, and those after it up to *e; one that would
+ * take the union past max_region stops the growth on its side (the ones
+ * beyond it would take it further).  An overlapping region left out is
+ * replaced all the same (supersede_locked()), so the index never holds two
+ * regions over one address; a request longer than max_region is
+ * registered as asked, merged with nothing.
  */
 static void union_locked(struct umn_rcache *rc, uintptr_t *s, uintptr_t *e)
 {
+	size_t max = rc->max_region;
 	struct ix_pos pos, back;
 	struct umn_region *r;
 
@@ -172,16 +178,23 @@ static void union_locked(struct umn_rcache *rc, uintptr_t *s, uintptr_t *e)
 			r = umn__ix_at(&rc->ix, &back);
 			if (!r || atomic_load_relaxed(&r->end) < *s)
 				break;
-			if (region_valid_overlapping(r, *s, *e))
-				*s = atomic_load_relaxed(&r->start);
+			if (!region_valid_overlapping(r, *s, *e))
+				continue;
+			if (*e - atomic_load_relaxed(&r->start) > max)
+				break;
+			*s = atomic_load_relaxed(&r->start);
 		} while (umn__ix_prev(&rc->ix, &back));
 	}
 	for (; (r = umn__ix_at(&rc->ix, &pos)); umn__ix_next(&rc->ix, &pos)) {
+		uintptr_t re = atomic_load_relaxed(&r->end);
+
 		if (atomic_load_relaxed(&r->start) > *e)
 			break;
-		if (region_valid_overlapping(r, *s, *e) &&
-		    atomic_load_relaxed(&r->end) > *e)
-			*e = atomic_load_relaxed(&r->end);
+		if (!region_valid_overlapping(r, *s, *e) || re <= *e)
+			continue;
+		if (re - *s > max)
+			break;
+		*e = re;
 	}
 }
 
@@ -519,6 +532,8 @@ int umn_rcache_new(const struct umn_rcache_config *cfg,
 	rc->stride = (umn__region_data_offset() + data + 63) & ~(size_t)63;
 	rc->max_regions = cfg->max_regions ? cfg->max_regions : SIZE_MAX;
 	rc->max_bytes = cfg->max_bytes ? cfg->max_bytes : SIZE_MAX;
+	rc->max_region = cfg->max_region_bytes ? cfg->max_region_bytes
+					       : UMN_RCACHE_MAX_REGION_DEFAULT;
 	*out = rc;
 	return 0;
 }

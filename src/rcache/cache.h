@@ -109,6 +109,7 @@ struct umn_rcache {
 	void *ctx;                          /* fixed */
 	size_t data_size, stride;           /* fixed */
 	size_t max_regions, max_bytes;      /* fixed */
+	size_t max_region;                  /* fixed; merging stops here */
 
 	/* Pushed to by lock-free code: invalidations, releases, puts. */
 	_Alignas(64) _Atomic(struct umn_region *) todo;

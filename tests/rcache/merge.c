@@ -3,7 +3,8 @@
  * Hits and merging: a get inside a cached region is a hit (no ->reg); a
  * get overlapping or touching valid regions registers one region over
  * their union, and the regions it replaces are deregistered once unused,
- * while their holders keep using them until put.
+ * while their holders keep using them until put; merging stops at the
+ * config's max_region_bytes.
  */
 #include "rcache/helpers.h"
 
@@ -105,6 +106,84 @@ static void test_merge_many(void **state)
 	env_close(&e);
 }
 
+static void env_open_max(struct env *e, long pages)
+{
+	struct umn_rcache_config cfg = {
+		.max_region_bytes = (size_t)pages * pg(),
+	};
+
+	env_open_cfg(e, &cfg);
+}
+
+static void assert_region(struct umn_region *r, long first, long end)
+{
+	assert_int_equal(umn_region_start(r), (uintptr_t)at(first));
+	assert_int_equal(umn_region_end(r), (uintptr_t)at(end));
+}
+
+/* Merging stops where the region would pass max_region_bytes. */
+static void test_max_region_stops_merging(void **state)
+{
+	struct env e;
+	struct umn_region *r;
+
+	env_open_max(&e, 4);
+	put_ok(&e, get_ok(&e, 0, 2));
+	r = get_ok(&e, 2, 2);           /* touches [0, 2): 4 pages, fits */
+	assert_region(r, 0, 4);
+	put_ok(&e, r);
+	r = get_ok(&e, 4, 1);           /* [0, 5) would not fit: alone */
+	assert_region(r, 4, 5);
+	put_ok(&e, r);
+	assert_int_equal(stats(&e).regions, 2);
+	r = get_ok(&e, 5, 1);           /* joins [4, 5) */
+	assert_region(r, 4, 6);
+	put_ok(&e, r);
+	/* Overlaps both: [4, 6) fits, [0, 4) does not and is replaced. */
+	r = get_ok(&e, 3, 2);
+	assert_region(r, 3, 6);
+	put_ok(&e, r);
+	assert_int_equal(stats(&e).regions, 1);
+	/* Longer than the limit: registered as asked, merged with nothing. */
+	put_ok(&e, get_ok(&e, 20, 1));
+	r = get_ok(&e, 14, 6);
+	assert_region(r, 14, 20);
+	put_ok(&e, r);
+	assert_int_equal(stats(&e).regions, 3);
+	env_close(&e);
+}
+
+static void count_bytes(struct fake *f, struct umn_region *r)
+{
+	*(size_t *)f->hook_arg += umn_region_end(r) - umn_region_start(r);
+}
+
+/*
+ * Adjacent gets, one page each, going up: without a limit each miss
+ * registers the whole run again (n^2 / 2 pages for n gets); with it, at
+ * most the limit per miss.
+ */
+static void test_adjacent_gets_bounded(void **state)
+{
+	struct env e;
+	size_t bytes = 0;
+	long n = 256;
+
+	env_open_max(&e, 8);
+	e.f.hook_arg = &bytes;
+	e.f.reg_hook = count_bytes;
+	for (long i = 0; i < n; i++) {
+		struct umn_region *r = get_ok(&e, i, 1);
+
+		assert_true(umn_region_end(r) - umn_region_start(r) <=
+			    8 * pg());
+		put_ok(&e, r);
+	}
+	assert_int_equal(atomic_load(&e.f.regs), n);
+	assert_true(bytes <= (size_t)n * 8 * pg());
+	env_close(&e);
+}
+
 static void test_merged_while_held(void **state)
 {
 	struct env e;
@@ -161,6 +240,8 @@ int main(void)
 		cmocka_unit_test(test_overlap_merges),
 		cmocka_unit_test(test_adjacent_merges),
 		cmocka_unit_test(test_merge_many),
+		cmocka_unit_test(test_max_region_stops_merging),
+		cmocka_unit_test(test_adjacent_gets_bounded),
 		cmocka_unit_test(test_merged_while_held),
 		cmocka_unit_test(test_flush),
 	};

@@ -178,6 +178,26 @@ static void config_fills_in_backend(void **state)
 	assert_int_equal(cfg.max_regions, 3);
 }
 
+/*
+ * The kernel refuses a fixed buffer over 1 GiB (-EFAULT), so the config
+ * keeps merged regions within it: two adjacent 600 MiB gets must not
+ * become one 1.2 GiB registration.  A smaller limit is kept.
+ */
+static void config_caps_region_length(void **state)
+{
+	struct fx *f = *state;
+	struct umn_rcache_config cfg = { 0 };
+
+	assert_int_equal(umn_rcache_uring_config(f->ur, &cfg), 0);
+	assert_int_equal(cfg.max_region_bytes, (size_t)1 << 30);
+	cfg.max_region_bytes = (size_t)2 << 30;
+	assert_int_equal(umn_rcache_uring_config(f->ur, &cfg), 0);
+	assert_int_equal(cfg.max_region_bytes, (size_t)1 << 30);
+	cfg.max_region_bytes = 1 << 20;
+	assert_int_equal(umn_rcache_uring_config(f->ur, &cfg), 0);
+	assert_int_equal(cfg.max_region_bytes, 1 << 20);
+}
+
 /* Through the cache: the region's slot takes READ_FIXED, and the cache
  * empties it once the region is gone. */
 static void cache_region_reads(void **state)
@@ -289,6 +309,8 @@ int main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(config_fills_in_backend, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(config_caps_region_length,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(cache_region_reads, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(held_invalid_region_keeps_slot,

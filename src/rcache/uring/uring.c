@@ -48,6 +48,9 @@ struct umn_rcache_uring {
 	unsigned char *state;           /* enum slot_state, per slot */
 };
 
+/* The kernel refuses to register a buffer longer than this (-EFAULT). */
+#define URING_MAX_BUF ((size_t)1 << 30)
+
 /* What the cache keeps in each region for us (config.region_data_size). */
 struct uring_region {
 	unsigned slot;
@@ -227,6 +230,8 @@ int umn_rcache_uring_config(struct umn_rcache_uring *ur,
 	cfg->region_data_size = sizeof(struct uring_region);
 	if (!cfg->max_regions)
 		cfg->max_regions = ur->nr_slots / 2 ? ur->nr_slots / 2 : 1;
+	if (!cfg->max_region_bytes || cfg->max_region_bytes > URING_MAX_BUF)
+		cfg->max_region_bytes = URING_MAX_BUF;
 	return 0;
 }
 
