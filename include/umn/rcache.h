@@ -69,7 +69,10 @@ struct umn_region;
  *         the registration needs in umn_region_data(@region) (zero-filled
  *         before the call).  Return 0, or a negative errno value that
  *         umn_rcache_get() returns (nothing is cached then, and ->dereg is
- *         not called).
+ *         not called).  -ENOSPC, -ENOMEM and -EAGAIN say "out of
+ *         something": the cache then evicts its unused regions, runs the
+ *         deregs that are due and, if that deregistered anything, calls
+ *         ->reg once more (data zero-filled again) before it gives up.
  * @dereg: undo ->reg.  Called exactly once for every region whose ->reg
  *         succeeded, after it is invalid (invalidated, merged into a larger
  *         region, evicted or flushed) and no reference to it is held.
@@ -221,7 +224,11 @@ int umn_rcache_free(struct umn_rcache *rc);
  * holders and are deregistered after their last put.  A miss never registers pages an invalidation in
  * progress is taking away: it waits for that invalidation to end (as
  * umn_read_begin() does), and if one reaches the range while ->reg runs it
- * drops that registration and registers again.
+ * drops that registration and registers again.  When ->reg fails with
+ * -ENOSPC, -ENOMEM or -EAGAIN (out of slots, of lockable memory, ...) the
+ * miss evicts every unused region of the cache, runs the due deregs, and
+ * calls ->reg once more if that deregistered anything: the cache never
+ * fails a get for want of what its own unused regions hold.
  *
  * Context: any thread, but not inside a umn callback of the cache's space,
  *          not between umn_invalidate_range_start() and _end() on it, not
@@ -346,7 +353,8 @@ bool umn_region_valid(const struct umn_region *r);
  * munlock(2).  mlock fails with -ENOMEM when a page in the range is not
  * mapped or RLIMIT_MEMLOCK would be exceeded, and with -EPERM when the
  * limit is 0 for an unprivileged process; umn_rcache_get() returns that
- * error.  Locks do not nest in Linux, so ->dereg unlocks only the pages
+ * error (after evicting the unused regions and trying again, for
+ * -ENOMEM).  Locks do not nest in Linux, so ->dereg unlocks only the pages
  * that no other region of the cache still registered covers (a merged
  * region and the one it replaced while that is held, or a new region over
  * memory mapped again at the same address).  Needs no region data and no

@@ -133,7 +133,9 @@ int umn_rcache_uring_free(struct umn_rcache_uring *ur);
  *
  * A slot goes to another region only after the ->dereg of the region that
  * had it, which the cache runs after that region's last umn_rcache_put().
- * With no slot free, umn_rcache_get() fails with -ENOSPC.  A get of more
+ * With no slot free, umn_rcache_get() evicts the cache's unused regions
+ * (freeing their slots) and tries again; with still none, it fails with
+ * -ENOSPC.  A get of more
  * than 1 GiB fails with -EFAULT (the kernel's limit).  One backend serves
  * one cache.
  *

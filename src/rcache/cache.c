@@ -260,6 +260,28 @@ static void dead_settle_locked(struct umn_rcache *rc)
 	}
 }
 
+static void flush_locked(struct umn_rcache *rc);
+
+/*
+ * ->reg, and once more if it failed for want of something the cache itself
+ * may hold (slots, pinned memory, ...): evict every unused region, run the
+ * due deregs and, if that deregistered anything, try again with the
+ * region's data zeroed as before the first call.
+ */
+static int region_reg_locked(struct umn_rcache *rc, struct umn_region *r)
+{
+	int err = rc->ops->reg(rc, r);
+	uint64_t deregs = rc->deregs;
+
+	if (err != -ENOSPC && err != -ENOMEM && err != -EAGAIN)
+		return err;
+	flush_locked(rc);
+	if (rc->deregs == deregs)
+		return err;
+	memset((char *)r + umn__region_data_offset(), 0, rc->data_size);
+	return rc->ops->reg(rc, r);
+}
+
 /* Give up on @r, never published: ->dereg if ->reg succeeded. */
 static void region_abandon_locked(struct umn_rcache *rc, struct umn_region *r,
 				  bool registered)
@@ -301,7 +323,7 @@ static int region_register(struct umn_rcache *rc, uintptr_t s, uintptr_t e,
 		region_abandon_locked(rc, r, false);
 		return -EAGAIN;
 	}
-	err = rc->ops->reg(rc, r);
+	err = region_reg_locked(rc, r);
 	if (err) {
 		rc->reg_errors++;
 		region_abandon_locked(rc, r, false);
@@ -410,11 +432,9 @@ int umn_rcache_put(struct umn_rcache *rc, struct umn_region *r)
 	return 0;
 }
 
-int umn_rcache_flush(struct umn_rcache *rc)
+/* Evict every unused region, and run every ->dereg that is due. */
+static void flush_locked(struct umn_rcache *rc)
 {
-	if (!rc)
-		return -EINVAL;
-	umn__rc_lock(rc);
 	for (size_t n = rc->ix.regions; n && rc->hand; n--) {
 		struct umn_region *r = rc->hand;
 		uint64_t w = REF_VALID;
@@ -431,6 +451,14 @@ int umn_rcache_flush(struct umn_rcache *rc)
 	}
 	dead_settle_locked(rc);
 	atomic_store_relaxed(&rc->over, over_limits_locked(rc));
+}
+
+int umn_rcache_flush(struct umn_rcache *rc)
+{
+	if (!rc)
+		return -EINVAL;
+	umn__rc_lock(rc);
+	flush_locked(rc);
 	umn__rc_unlock(rc);
 	return 0;
 }

@@ -273,6 +273,46 @@ static void held_invalid_region_keeps_slot(void **state)
 	assert_int_equal(umn_rcache_uring_dereg(f->ur, u3), 0);
 }
 
+/*
+ * Every slot taken: two by regions held while invalid, two by unused
+ * cached ones.  A get of new pages gets a slot by evicting the unused
+ * ones, instead of -ENOSPC until a flush.
+ */
+static void full_table_evicts_unused(void **state)
+{
+	struct fx *f = *state;
+	struct umn_rcache_config cfg = { .max_regions = SLOTS };
+	struct umn_region *h[2], *r;
+
+	f->mm = umn_mm_new();
+	assert_non_null(f->mm);
+	cfg.mm = f->mm;
+	assert_int_equal(umn_rcache_uring_config(f->ur, &cfg), 0);
+	assert_int_equal(umn_rcache_new(&cfg, &f->rc), 0);
+	for (int i = 0; i < 2; i++) {
+		char *p = f->mem + 2 * i * PG;
+
+		assert_int_equal(umn_rcache_get(f->rc, p, PG, &h[i]), 0);
+		assert_int_equal(umn_invalidate(f->mm, (uintptr_t)p,
+						(uintptr_t)p + PG,
+						UMN_EVENT_CLEAR), 0);
+	}
+	for (int i = 2; i < 4; i++) {
+		assert_int_equal(umn_rcache_get(f->rc, f->mem + 2 * i * PG, PG,
+						&r), 0);
+		assert_int_equal(umn_rcache_put(f->rc, r), 0);
+	}
+	assert_int_equal(umn_rcache_get(f->rc, f->mem + 12 * PG, PG, &r), 0);
+	memset(f->mem + 12 * PG, 0, PG);
+	assert_int_equal(read_fixed(&f->ring, f->fd, f->mem + 12 * PG, PG, 0,
+				    (unsigned)umn_rcache_uring_slot(r)),
+			 (int)PG);
+	assert_true(holds_pattern(f->mem + 12 * PG, PG, 0));
+	assert_int_equal(umn_rcache_put(f->rc, r), 0);
+	assert_int_equal(umn_rcache_put(f->rc, h[0]), 0);
+	assert_int_equal(umn_rcache_put(f->rc, h[1]), 0);
+}
+
 /* Adjacent ranges merge into one registration; its slot reaches both. */
 static void merged_region_reads_both(void **state)
 {
@@ -317,6 +357,8 @@ int main(void)
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(merged_region_reads_both, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(full_table_evicts_unused,
+						fx_setup, fx_teardown),
 	};
 
 	if (uring_usable("uring_slots"))
