@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: MIT
+/*
+ * region — a region's callbacks: the seed's scenario.
+ *
+ * ->invalidate() takes the mirror lock, records the sequence, zaps the
+ * device entries in the range, and for an unmap or a remap changes the
+ * region from inside the callback:
+ *
+ *   range covers it all      umn_interval_put(); ->release() returns it to
+ *                            the pool later
+ *   range covers the head    umn_interval_update() to the rest
+ *   or the tail
+ *   range in the middle      umn_interval_insert() of a pooled region for
+ *                            the part after the hole, umn_interval_update()
+ *                            of this one to the part before it; with no
+ *                            pooled region, keep the larger part and zap the
+ *                            other (entries are a cache: dropping them is
+ *                            always allowed, they refault)
+ *
+ * All three are deferred by the core while walks are in progress, so the
+ * walk in progress still calls us with the old range.  We overlap the
+ * range with the range we asked for last (start, end): of several walks
+ * before the deferred updates apply, each trims what is left, and the last
+ * update wins, as the core promises.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "mirror/mirror.h"
+
+static bool region_invalidate(struct umn_interval *sub,
+			      const struct umn_range *range,
+			      unsigned long cur_seq);
+static void region_release(struct umn_interval *sub);
+
+const struct umn_interval_ops umn__mirror_region_ops = {
+	.invalidate = region_invalidate,
+	.release = region_release,
+};
+
+static uintptr_t max_u(uintptr_t a, uintptr_t b) { return a > b ? a : b; }
+static uintptr_t min_u(uintptr_t a, uintptr_t b) { return a < b ? a : b; }
+
+static void unlink_locked(struct region *r)
+{
+	struct region **p = &r->m->regions;
+
+	while (*p != r)
+		p = &(*p)->next;
+	*p = r->next;
+	r->next = NULL;
+	r->m->st.regions--;
+}
+
+/* Link a pooled region as LIVE over [start, end) and insert it. */
+static int region_add_locked(struct umn_mirror *m, struct region *r,
+			     uintptr_t start, uintptr_t end)
+{
+	int err = umn_interval_insert(&r->sub, m->mm, start, end - start,
+				      &umn__mirror_region_ops);
+
+	if (err)
+		return err;
+	r->start = start;
+	r->end = end;
+	r->state = REGION_LIVE;
+	r->next = m->regions;
+	m->regions = r;
+	m->st.regions++;
+	return 0;
+}
+
+static struct region *pool_take_locked(struct umn_mirror *m)
+{
+	struct region *r = m->pool;
+
+	if (r)
+		m->pool = r->next;
+	return r;
+}
+
+static void trim_locked(struct region *r, uintptr_t start, uintptr_t end)
+{
+	if (umn_interval_update(&r->sub, start, end - start) == 0) {
+		r->start = start;
+		r->end = end;
+		r->m->st.updated++;
+	}
+}
+
+static void region_split_locked(struct region *r, uintptr_t lo, uintptr_t hi)
+{
+	struct umn_mirror *m = r->m;
+	struct region *tail = pool_take_locked(m);
+
+	if (tail && region_add_locked(m, tail, hi, r->end) == 0) {
+		trim_locked(r, r->start, lo);
+		m->st.splits++;
+		return;
+	}
+	if (tail) {
+		tail->next = m->pool;
+		m->pool = tail;
+	}
+	if (lo - r->start >= r->end - hi) {
+		umn__mirror_zap_locked(m, hi, r->end);
+		trim_locked(r, r->start, lo);
+	} else {
+		umn__mirror_zap_locked(m, r->start, lo);
+		trim_locked(r, hi, r->end);
+	}
+}
+
+/* @lo, @hi: the overlap of the range unmapped with [r->start, r->end). */
+static void region_unmap_locked(struct region *r, uintptr_t lo, uintptr_t hi)
+{
+	if (lo == r->start && hi == r->end) {
+		unlink_locked(r);
+		r->state = REGION_DEAD;
+		if (umn_interval_put(&r->sub) == 0)
+			r->m->st.puts++;
+	} else if (lo == r->start) {
+		trim_locked(r, hi, r->end);
+	} else if (hi == r->end) {
+		trim_locked(r, r->start, lo);
+	} else {
+		region_split_locked(r, lo, hi);
+	}
+}
+
+static bool region_invalidate(struct umn_interval *sub,
+			      const struct umn_range *range,
+			      unsigned long cur_seq)
+{
+	struct region *r = (struct region *)sub;
+	struct umn_mirror *m = r->m;
+	uintptr_t lo, hi;
+
+	if (range->flags & UMN_RANGE_BLOCKABLE)
+		pthread_mutex_lock(&m->lock);
+	else if (pthread_mutex_trylock(&m->lock))
+		return false;
+	umn_set_seq(sub, cur_seq);
+	m->st.invalidations++;
+	/* Entries of this region's walk range, old or new. */
+	lo = max_u(range->start, min_u(umn_interval_start(sub), r->start));
+	hi = min_u(range->end, max_u(umn_interval_end(sub), r->end));
+	if (lo < hi)
+		umn__mirror_zap_locked(m, lo, hi);
+	lo = max_u(range->start, r->start);
+	hi = min_u(range->end, r->end);
+	if (r->state == REGION_LIVE && lo < hi &&
+	    (range->event == UMN_EVENT_UNMAP || range->event == UMN_EVENT_REMAP))
+		region_unmap_locked(r, lo, hi);
+	pthread_mutex_unlock(&m->lock);
+	return true;
+}
+
+static void region_release(struct umn_interval *sub)
+{
+	struct region *r = (struct region *)sub;
+	struct umn_mirror *m = r->m;
+
+	pthread_mutex_lock(&m->lock);
+	r->state = REGION_FREE;
+	r->gen++;
+	r->next = m->pool;
+	m->pool = r;
+	m->st.released++;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* The LIVE region whose range holds @addr, or NULL. */
+struct region *umn__mirror_region_find_locked(struct umn_mirror *m,
+					      uintptr_t addr)
+{
+	struct region *r;
+
+	for (r = m->regions; r; r = r->next)
+		if (r->start <= addr && addr < r->end)
+			return r;
+	return NULL;
+}
+
+/* Keep two regions in the pool: one for a fault, one for a split. */
+int umn__mirror_region_prealloc(struct umn_mirror *m)
+{
+	for (;;) {
+		struct region *r;
+		int pooled = 0;
+
+		pthread_mutex_lock(&m->lock);
+		for (r = m->pool; r && pooled < 2; r = r->next)
+			pooled++;
+		pthread_mutex_unlock(&m->lock);
+		if (pooled >= 2)
+			return 0;
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		r->m = m;
+		pthread_mutex_lock(&m->lock);
+		r->all = m->all_regions;
+		m->all_regions = r;
+		r->next = m->pool;
+		m->pool = r;
+		pthread_mutex_unlock(&m->lock);
+	}
+}
+
+/* region_add_locked() for fault.c, which owns the rest of the fault. */
+int umn__mirror_region_add_locked(struct umn_mirror *m, uintptr_t start,
+				  uintptr_t end, struct region **out)
+{
+	struct region *r = pool_take_locked(m);
+	int err;
+
+	if (!r)
+		return -ENOMEM;
+	err = region_add_locked(m, r, start, end);
+	if (err) {
+		r->next = m->pool;
+		m->pool = r;
+		return err;
+	}
+	m->st.inserted++;
+	*out = r;
+	return 0;
+}
+
+/* Drop a LIVE region from outside the callbacks; put with no lock held. */
+void umn__mirror_region_drop(struct umn_mirror *m, struct region *r,
+			     unsigned long gen)
+{
+	bool put = false;
+
+	pthread_mutex_lock(&m->lock);
+	if (r->gen == gen && r->state == REGION_LIVE) {
+		umn__mirror_zap_locked(m, r->start, r->end);
+		unlink_locked(r);
+		r->state = REGION_DEAD;
+		put = true;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (put && umn_interval_put(&r->sub) == 0) {
+		pthread_mutex_lock(&m->lock);
+		m->st.puts++;
+		pthread_mutex_unlock(&m->lock);
+	}
+}

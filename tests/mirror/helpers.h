@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the mirror tests share: a software-device mirror over the process
+ * space, guarded mappings (PROT_NONE on both sides, so the kernel never
+ * merges them with a neighbour and a region's range is predictable), and
+ * the check that every live region lies over mapped memory.
+ */
+#ifndef UMN_TESTS_MIRROR_HELPERS_H
+#define UMN_TESTS_MIRROR_HELPERS_H
+
+#include "monitor/helpers.h"
+
+#include <umn/mirror.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
+/* The value a test writes at @addr in generation @gen. */
+static inline uint64_t pattern(uint64_t gen, uintptr_t addr)
+{
+	return (gen << 48) ^ (uint64_t)addr;
+}
+
+static inline void fill_pattern(void *p, size_t len, uint64_t gen)
+{
+	uint64_t *w = p;
+
+	for (size_t i = 0; i < len / 8; i++)
+		w[i] = pattern(gen, (uintptr_t)&w[i]);
+}
+
+/* @pages of read-write anonymous memory between two PROT_NONE guards. */
+static inline char *map_guarded(size_t pages, uint64_t gen)
+{
+	char *g = mmap(NULL, (pages + 2) * PG, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p;
+
+	assert_true(g != MAP_FAILED);
+	p = mmap(g + PG, pages * PG, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	assert_true(p == g + PG);
+	fill_pattern(p, pages * PG, gen);
+	return p;
+}
+
+static inline void unmap_guarded(char *p, size_t pages)
+{
+	assert_int_equal(munmap(p - PG, (pages + 2) * PG), 0);
+}
+
+/* Every device read of [p, p + len) matches generation @gen. */
+static inline void check_device(struct umn_mirror *m, const char *p,
+				size_t len, uint64_t gen)
+{
+	for (size_t off = 0; off < len; off += 8) {
+		uint64_t v = 0;
+
+		assert_int_equal(umn_mirror_read(m, (uintptr_t)p + off, &v,
+						 sizeof(v)), 0);
+		assert_true(v == pattern(gen, (uintptr_t)p + off));
+	}
+}
+
+/* True if every page of [start, end) is mapped (mincore: ENOMEM if not). */
+static inline bool range_mapped(uintptr_t start, uintptr_t end)
+{
+	unsigned char vec[64];
+
+	for (uintptr_t a = start; a < end; a += 64 * PG) {
+		size_t len = end - a < 64 * PG ? end - a : 64 * PG;
+
+		if (mincore((void *)a, len, vec) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* Every live region of @m is over mapped memory; returns how many. */
+static inline long check_regions_live(struct umn_mirror *m)
+{
+	struct umn_mirror_region r[256];
+	long n = umn_mirror_regions(m, r, 256);
+
+	assert_true(n >= 0 && n <= 256);
+	for (long i = 0; i < n; i++) {
+		assert_true(r[i].start < r[i].end);
+		if (!range_mapped(r[i].start, r[i].end))
+			fail_msg("region [%#lx, %#lx) is over unmapped memory",
+				 (unsigned long)r[i].start,
+				 (unsigned long)r[i].end);
+	}
+	return n;
+}
+
+static inline struct umn_mirror_stats mirror_stats(struct umn_mirror *m)
+{
+	struct umn_mirror_stats st;
+
+	assert_int_equal(umn_mirror_stats(m, &st), 0);
+	return st;
+}
+
+#endif /* UMN_TESTS_MIRROR_HELPERS_H */

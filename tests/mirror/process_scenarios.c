@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The HMM selftests' scenarios (tools/testing/selftests/mm/hmm-tests.c),
+ * through the software device, with the process monitor feeding the space:
+ * each memory change below is a plain libc call, and the mirror learns of
+ * it only through its regions' ->invalidate().
+ */
+#include "mirror/helpers.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+
+#define PAGES 16
+
+static struct umn_mirror *mirror;
+
+static int setup(void **state)
+{
+	mirror = umn_mirror_new(process_space(), NULL);
+	return mirror ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	int err = umn_mirror_free(mirror);
+
+	mirror = NULL;
+	return err;
+}
+
+static uintptr_t at(const char *p, size_t page)
+{
+	return (uintptr_t)p + page * PG;
+}
+
+static void anon_read(void **state)
+{
+	char *p = map_guarded(PAGES, 1);
+	struct umn_mirror_region r;
+
+	check_device(mirror, p, PAGES * PG, 1);
+	assert_int_equal(mirror_stats(mirror).faults, PAGES);
+	/* One region: the 2 MiB chunk clipped to the 16-page mapping. */
+	assert_int_equal(umn_mirror_regions(mirror, &r, 1), 1);
+	assert_true(r.start == at(p, 0) && r.end == at(p, PAGES));
+	/* Served from the device copies: no more faults. */
+	check_device(mirror, p, PAGES * PG, 1);
+	assert_int_equal(mirror_stats(mirror).faults, PAGES);
+	unmap_guarded(p, PAGES);
+	assert_int_equal(umn_mirror_regions(mirror, NULL, 0), 0);
+}
+
+static void anon_write(void **state)
+{
+	char *p = map_guarded(PAGES, 1);
+	uint64_t v, old;
+
+	for (size_t i = 0; i < PAGES; i++) {
+		v = pattern(2, at(p, i));
+		assert_int_equal(umn_mirror_write(mirror, at(p, i), &v,
+						  sizeof(v)), 0);
+		assert_true(*(uint64_t *)at(p, i) == v); /* through to host */
+	}
+	assert_int_equal(umn_mirror_atomic_add(mirror, at(p, 3), 5, &old), 0);
+	assert_true(old == pattern(2, at(p, 3)));
+	assert_int_equal(umn_mirror_read(mirror, at(p, 3), &v, sizeof(v)), 0);
+	assert_true(v == old + 5 && *(uint64_t *)at(p, 3) == v);
+	/* A write that crosses a page boundary. */
+	char buf[64];
+
+	memset(buf, 0x5a, sizeof(buf));
+	assert_int_equal(umn_mirror_write(mirror, at(p, 2) - 32, buf,
+					  sizeof(buf)), 0);
+	assert_memory_equal((char *)at(p, 2) - 32, buf, sizeof(buf));
+	unmap_guarded(p, PAGES);
+}
+
+static void file_read(void **state)
+{
+	FILE *f = tmpfile();
+	char page[PG];
+	char *p;
+
+	assert_non_null(f);
+	for (size_t i = 0; i < 4; i++) {
+		memset(page, 'a' + (int)i, sizeof(page));
+		assert_int_equal(fwrite(page, 1, sizeof(page), f), sizeof(page));
+	}
+	assert_int_equal(fflush(f), 0);
+	p = mmap(NULL, 4 * PG, PROT_READ, MAP_SHARED, fileno(f), 0);
+	assert_true(p != MAP_FAILED);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(umn_mirror_read(mirror, at(p, i), page,
+						 sizeof(page)), 0);
+		assert_true(page[0] == 'a' + (int)i && page[PG - 1] == page[0]);
+	}
+	/* A read-only mapping: the device may read, not write. */
+	assert_int_equal(umn_mirror_write(mirror, at(p, 0), page, 8), -EACCES);
+	assert_int_equal(munmap(p, 4 * PG), 0);
+	fclose(f);
+	assert_int_equal(umn_mirror_regions(mirror, NULL, 0), 0);
+}
+
+/* Fault everything in, unmap [first, last) of it, check the rest. */
+static void partial_unmap(size_t first, size_t last, long regions)
+{
+	char *p = map_guarded(PAGES, 3);
+	struct umn_mirror_stats st;
+	uint64_t v;
+
+	check_device(mirror, p, PAGES * PG, 3);
+	assert_int_equal(munmap((void *)at(p, first), (last - first) * PG), 0);
+	assert_int_equal(check_regions_live(mirror), regions);
+	for (size_t i = 0; i < PAGES; i++) {
+		if (i >= first && i < last)
+			assert_int_equal(umn_mirror_read(mirror, at(p, i), &v,
+							 sizeof(v)), -EFAULT);
+		else
+			check_device(mirror, (char *)at(p, i), PG, 3);
+	}
+	st = mirror_stats(mirror);
+	assert_int_equal(st.faults, PAGES + (last - first));
+	assert_int_equal(st.puts, 0);
+	unmap_guarded(p, PAGES); /* the hole too: munmap of a hole is fine */
+	assert_int_equal(umn_mirror_regions(mirror, NULL, 0), 0);
+	st = mirror_stats(mirror);
+	assert_int_equal(st.puts, regions);
+	assert_int_equal(st.released, regions);
+}
+
+static void munmap_head(void **state)
+{
+	partial_unmap(0, 4, 1);
+	assert_true(mirror_stats(mirror).updated >= 1);
+}
+
+static void munmap_tail(void **state)
+{
+	partial_unmap(12, PAGES, 1);
+	assert_true(mirror_stats(mirror).updated >= 1);
+}
+
+static void munmap_middle(void **state)
+{
+	partial_unmap(6, 10, 2);
+	assert_int_equal(mirror_stats(mirror).splits, 1);
+}
+
+static void munmap_all(void **state)
+{
+	char *p = map_guarded(PAGES, 4);
+	struct umn_mirror_stats st;
+
+	check_device(mirror, p, PAGES * PG, 4);
+	assert_int_equal(munmap(p, PAGES * PG), 0);
+	st = mirror_stats(mirror);
+	assert_int_equal(st.puts, 1);
+	assert_int_equal(st.released, 1);
+	assert_int_equal(st.regions, 0);
+	assert_int_equal(st.entries, 0);
+	unmap_guarded(p, PAGES);
+	assert_int_equal(mirror_stats(mirror).released, 1); /* once */
+}
+
+static void mremap_move(void **state)
+{
+	char *p = map_guarded(PAGES, 5), *q = map_guarded(PAGES, 0);
+	uint64_t v;
+
+	check_device(mirror, p, PAGES * PG, 5);
+	assert_true(mremap(p, PAGES * PG, PAGES * PG,
+			   MREMAP_MAYMOVE | MREMAP_FIXED, q) == q);
+	assert_int_equal(umn_mirror_read(mirror, at(p, 0), &v, sizeof(v)),
+			 -EFAULT);
+	/* The content moved with the pages: generation 5 at its old
+	 * addresses, so compare with what the CPU reads. */
+	for (size_t i = 0; i < PAGES; i++) {
+		assert_int_equal(umn_mirror_read(mirror, at(q, i), &v,
+						 sizeof(v)), 0);
+		assert_true(v == pattern(5, at(p, i)));
+		assert_true(v == *(uint64_t *)at(q, i));
+	}
+	check_regions_live(mirror);
+	unmap_guarded(q, PAGES);
+	assert_int_equal(munmap(p - PG, (PAGES + 2) * PG), 0);
+	assert_int_equal(umn_mirror_regions(mirror, NULL, 0), 0);
+}
+
+static void madvise_dontneed(void **state)
+{
+	char *p = map_guarded(PAGES, 6);
+	uint64_t v;
+
+	check_device(mirror, p, PAGES * PG, 6);
+	assert_int_equal(madvise(p, PAGES * PG, MADV_DONTNEED), 0);
+	for (size_t i = 0; i < PAGES; i++) {
+		assert_int_equal(umn_mirror_read(mirror, at(p, i) + 8, &v,
+						 sizeof(v)), 0);
+		assert_true(v == 0);
+	}
+	assert_int_equal(check_regions_live(mirror), 1); /* still mapped */
+	unmap_guarded(p, PAGES);
+}
+
+static void mprotect_read_only(void **state)
+{
+	char *p = map_guarded(PAGES, 7);
+	uint64_t v = 42;
+
+	check_device(mirror, p, PAGES * PG, 7);
+	assert_int_equal(umn_mirror_write(mirror, at(p, 1), &v, sizeof(v)), 0);
+	assert_int_equal(mprotect(p, PAGES * PG, PROT_READ), 0);
+	assert_int_equal(umn_mirror_write(mirror, at(p, 2), &v, sizeof(v)),
+			 -EACCES);
+	assert_int_equal(umn_mirror_atomic_add(mirror, at(p, 2), 1, NULL),
+			 -EACCES);
+	assert_true(*(uint64_t *)at(p, 2) == pattern(7, at(p, 2)));
+	assert_int_equal(umn_mirror_read(mirror, at(p, 1), &v, sizeof(v)), 0);
+	assert_true(v == 42);
+	check_device(mirror, (char *)at(p, 2), (PAGES - 2) * PG, 7);
+	/* Writable again: the device may write again. */
+	assert_int_equal(mprotect(p, PAGES * PG, PROT_READ | PROT_WRITE), 0);
+	assert_int_equal(umn_mirror_write(mirror, at(p, 2), &v, sizeof(v)), 0);
+	/* PROT_NONE: not even a read. */
+	assert_int_equal(mprotect(p, PG, PROT_NONE), 0);
+	assert_int_equal(umn_mirror_read(mirror, at(p, 0), &v, sizeof(v)),
+			 -EACCES);
+	unmap_guarded(p, PAGES);
+}
+
+static void map_fixed_over(void **state)
+{
+	char *p = map_guarded(PAGES, 8);
+
+	check_device(mirror, p, PAGES * PG, 8);
+	assert_true(mmap(p, PAGES * PG, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == p);
+	fill_pattern(p, PAGES * PG, 9);
+	check_device(mirror, p, PAGES * PG, 9);
+	check_regions_live(mirror);
+	unmap_guarded(p, PAGES);
+}
+
+static void never_mapped_and_unmapped(void **state)
+{
+	char *p = map_guarded(PAGES, 10);
+	uint64_t v = 0;
+
+	/* The page at 4 KiB is never mapped (mmap_min_addr). */
+	assert_int_equal(umn_mirror_read(mirror, 0x1000, &v, sizeof(v)), -EFAULT);
+	assert_int_equal(umn_mirror_write(mirror, 0x1000, &v, sizeof(v)),
+			 -EFAULT);
+	unmap_guarded(p, PAGES);
+	assert_int_equal(umn_mirror_read(mirror, (uintptr_t)p, &v, sizeof(v)),
+			 -EFAULT);
+	assert_int_equal(umn_mirror_atomic_add(mirror, (uintptr_t)p, 1, NULL),
+			 -EFAULT);
+	assert_int_equal(umn_mirror_regions(mirror, NULL, 0), 0);
+	assert_true(mirror_stats(mirror).fault_errors >= 4);
+}
+
+/* Chunks of @chunk bytes that [start, end) touches, and lies wholly over. */
+static long chunks_touched(uintptr_t start, uintptr_t end, uintptr_t chunk)
+{
+	return (long)(((end + chunk - 1) & ~(chunk - 1)) - (start & ~(chunk - 1))) /
+	       (long)chunk;
+}
+
+static long chunks_inside(uintptr_t start, uintptr_t end, uintptr_t chunk)
+{
+	uintptr_t lo = (start + chunk - 1) & ~(chunk - 1), hi = end & ~(chunk - 1);
+
+	return hi > lo ? (long)((hi - lo) / chunk) : 0;
+}
+
+static void small_chunks(void **state)
+{
+	const uintptr_t chunk = 4 * PG;
+	struct umn_mirror_config cfg = { .chunk = chunk };
+	struct umn_mirror *m = umn_mirror_new(process_space(), &cfg);
+	char *p = map_guarded(PAGES, 11);
+	long all = chunks_touched(at(p, 0), at(p, PAGES), chunk);
+	long gone = chunks_inside(at(p, 2), at(p, 10), chunk);
+
+	assert_non_null(m);
+	check_device(m, p, PAGES * PG, 11);
+	assert_int_equal(check_regions_live(m), all);
+	assert_int_equal(mirror_stats(m).inserted, all);
+	/* Unmapping pages 2..9 puts the chunks wholly inside, trims two. */
+	assert_int_equal(munmap((void *)at(p, 2), 8 * PG), 0);
+	assert_int_equal(check_regions_live(m), all - gone);
+	assert_int_equal(mirror_stats(m).puts, gone);
+	check_device(m, p, 2 * PG, 11);
+	check_device(m, (char *)at(p, 10), 6 * PG, 11);
+	unmap_guarded(p, PAGES);
+	assert_int_equal(umn_mirror_regions(m, NULL, 0), 0);
+	assert_int_equal(umn_mirror_free(m), 0);
+}
+
+static void bad_arguments(void **state)
+{
+	struct umn_mirror_config cfg = { .chunk = 3 * PG };
+	uint64_t v;
+
+	assert_null(umn_mirror_new(NULL, NULL));
+	assert_int_equal(errno, EINVAL);
+	assert_null(umn_mirror_new(process_space(), &cfg));
+	assert_int_equal(umn_mirror_free(NULL), -EINVAL);
+	assert_int_equal(umn_mirror_fault(mirror, 0x1000, 4), -EINVAL);
+	assert_int_equal(umn_mirror_read(mirror, 0x1000, &v, 0), -EINVAL);
+	assert_int_equal(umn_mirror_read(mirror, UINTPTR_MAX - 3, &v, 8),
+			 -EINVAL);
+	assert_int_equal(umn_mirror_atomic_add(mirror, 0x1004, 1, NULL),
+			 -EINVAL);
+	assert_int_equal(umn_mirror_regions(mirror, NULL, 1), -EINVAL);
+	assert_int_equal(umn_mirror_stats(mirror, NULL), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(anon_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(anon_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(file_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(munmap_head, setup, teardown),
+		cmocka_unit_test_setup_teardown(munmap_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(munmap_middle, setup, teardown),
+		cmocka_unit_test_setup_teardown(munmap_all, setup, teardown),
+		cmocka_unit_test_setup_teardown(mremap_move, setup, teardown),
+		cmocka_unit_test_setup_teardown(madvise_dontneed, setup, teardown),
+		cmocka_unit_test_setup_teardown(mprotect_read_only, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(map_fixed_over, setup, teardown),
+		cmocka_unit_test_setup_teardown(never_mapped_and_unmapped, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(small_chunks, setup, teardown),
+		cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
+	};
+
+	if (UNDER_TSAN) {
+		fprintf(stderr, "the process monitor cannot run under "
+			"ThreadSanitizer: see user_concurrent\n");
+		return 77;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
