@@ -230,19 +230,22 @@ int umn_rcache_free(struct umn_rcache *rc);
  * calls ->reg once more if that deregistered anything: the cache never
  * fails a get for want of what its own unused regions hold.
  *
- * Context: any thread, but not inside a umn callback of the cache's space,
- *          not between umn_invalidate_range_start() and _end() on it, not
- *          inside the backend's callbacks, and not holding a lock that any
- *          ->invalidate() of the space takes: a miss may wait for
- *          invalidations in progress.  A miss takes the cache's mutex,
- *          allocates, and calls ->reg, and may call ->dereg of regions it
- *          replaces or evicts or that are due.
+ * Context: any thread, but not inside the backend's callbacks, and not
+ *          holding a lock that any ->invalidate() of the space takes: a
+ *          miss may wait for invalidations in progress.  A miss takes the
+ *          cache's mutex, allocates, and calls ->reg, and may call ->dereg
+ *          of regions it replaces or evicts or that are due.  Inside a umn
+ *          callback of the cache's space, or between
+ *          umn_invalidate_range_start() and _end() on it, a hit works (and
+ *          leaves any due ->dereg to a later call) and a miss returns
+ *          -EDEADLK at once: it would wait for the walk it is in, or for a
+ *          thread that waits for that walk.
  * Return: 0; -EINVAL if @rc or @out is NULL or @len is 0; -EOVERFLOW if
  *         @addr + @len, or the range rounded out to the alignment, wraps;
  *         -ENOMEM; the error ->reg returned (nothing is cached); -EAGAIN if
  *         invalidations kept reaching the range while it was being
- *         registered (also what a call from inside a callback of the space
- *         gets).
+ *         registered; -EDEADLK for a miss inside a walk or release of the
+ *         space.
  */
 int umn_rcache_get(struct umn_rcache *rc, const void *addr, size_t len,
 		   struct umn_region **out);
@@ -261,7 +264,8 @@ int umn_rcache_get(struct umn_rcache *rc, const void *addr, size_t len,
  *
  * Context: any thread, under the same rules as umn_rcache_get() (it may
  *          call ->dereg), but never waits for another thread: it only tries
- *          the cache's mutex.
+ *          the cache's mutex.  Inside a walk or release of the cache's
+ *          space it works, and leaves any due ->dereg to a later call.
  * Return: 0; -EINVAL if @rc or @region is NULL or @region belongs to
  *         another cache; -EALREADY if no reference to @region is held (every
  *         get of it was put already).  A put of a reference that another
@@ -278,8 +282,10 @@ int umn_rcache_put(struct umn_rcache *rc, struct umn_region *region);
  * Held regions stay, valid or not.
  *
  * Context: as umn_rcache_get(): takes the cache's mutex (waits for it) and
- *          calls ->dereg.
- * Return: 0; -EINVAL if @rc is NULL.
+ *          calls ->dereg.  Not inside a walk or release of the cache's
+ *          space (-EDEADLK).
+ * Return: 0; -EINVAL if @rc is NULL; -EDEADLK from inside a walk or
+ *         release of the space.
  */
 int umn_rcache_flush(struct umn_rcache *rc);
 
@@ -298,8 +304,11 @@ void *umn_rcache_ctx(struct umn_rcache *rc);
  * @stats: filled in.
  *
  * Context: any thread, not inside the backend's callbacks.  Takes the
- *          cache's mutex.
- * Return: 0; -EINVAL if @rc or @stats is NULL.
+ *          cache's mutex.  Not inside a walk or release of the cache's
+ *          space (-EDEADLK): a miss on another thread may hold the mutex
+ *          while it waits for that walk.
+ * Return: 0; -EINVAL if @rc or @stats is NULL; -EDEADLK from inside a walk
+ *         or release of the space.
  */
 int umn_rcache_stats(struct umn_rcache *rc, struct umn_rcache_stats *stats);
 

@@ -44,15 +44,24 @@
  * read_begin of a deferred insert waits for the walk to end.
  *
  * The mutex is held across read_begin and ->reg.  That is safe because no
- * callback of the cache takes it (region.c); it is why get must not be
- * called from a callback of the space (a walk that waited for us would
- * never end).
+ * callback of the cache takes it (region.c); it is why a miss, a flush or
+ * stats from inside a walk or release of the space returns -EDEADLK
+ * without touching the mutex:
+ *
+ *   thread A (miss)                   thread B (inside a walk of the space)
+ *   lock(rc->lock)
+ *   read_begin: waits for B's walk    ->invalidate(): umn_rcache_get() miss
+ *                                     lock(rc->lock): waits for A
+ *
+ * For the same reason get and put never drain the to-do stack there (that
+ * would run ->dereg inside an invalidation): the next call elsewhere does.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "core/export.h"
 #include "rcache/region.h"
 
 /* Misses that an invalidation keeps spoiling give up after this many. */
@@ -357,6 +366,8 @@ static int get_slow(struct umn_rcache *rc, uintptr_t a, uintptr_t e,
 
 	if (e > UINTPTR_MAX - mask)
 		return -EOVERFLOW; /* the end rounded up would wrap */
+	if (umn__thread_inside(rc->mm))
+		return -EDEADLK;
 	umn__rc_lock(rc);
 	rc->misses++;
 	for (int i = 0; i < GET_ATTEMPTS && err == -EAGAIN; i++) {
@@ -374,6 +385,14 @@ static int get_slow(struct umn_rcache *rc, uintptr_t a, uintptr_t e,
 
 /* ---- the API -------------------------------------------------------- */
 
+/* Run what is due if the mutex is free, but never inside a walk of the
+ * space: ->dereg must not run there; a later call runs it. */
+static void rc_try_drain(struct umn_rcache *rc)
+{
+	if (!umn__thread_inside(rc->mm))
+		umn__rc_try_drain(rc);
+}
+
 int umn_rcache_get(struct umn_rcache *rc, const void *addr, size_t len,
 		   struct umn_region **out)
 {
@@ -389,7 +408,7 @@ int umn_rcache_get(struct umn_rcache *rc, const void *addr, size_t len,
 		return -EOVERFLOW;
 	/* Relaxed: a hint; the drain's exchange is the acquire. */
 	if (atomic_load_relaxed(&rc->todo))
-		umn__rc_try_drain(rc);
+		rc_try_drain(rc);
 	r = umn__ix_lookup(&rc->ix, a);
 	if (r && region_try_get(r)) {
 		if (region_covers(r, a, a + len)) {
@@ -419,16 +438,16 @@ int umn_rcache_put(struct umn_rcache *rc, struct umn_region *r)
 	if ((w & REF_COUNT) == 1 && !(w & REF_VALID)) {
 		/* We retired it: ->dereg is due, here if the mutex is free. */
 		umn__rc_push(rc, r, P_RETIRED);
-		umn__rc_try_drain(rc);
+		rc_try_drain(rc);
 		return 0;
 	}
 	if ((w & REF_COUNT) == 1 && atomic_load_relaxed(&rc->over) &&
-	    !pthread_mutex_trylock(&rc->lock)) {
+	    !umn__thread_inside(rc->mm) && !pthread_mutex_trylock(&rc->lock)) {
 		evict_locked(rc);
 		umn__rc_unlock(rc);
 	}
 	if (atomic_load_relaxed(&rc->todo))
-		umn__rc_try_drain(rc);
+		rc_try_drain(rc);
 	return 0;
 }
 
@@ -457,6 +476,8 @@ int umn_rcache_flush(struct umn_rcache *rc)
 {
 	if (!rc)
 		return -EINVAL;
+	if (umn__thread_inside(rc->mm))
+		return -EDEADLK;
 	umn__rc_lock(rc);
 	flush_locked(rc);
 	umn__rc_unlock(rc);
@@ -575,6 +596,8 @@ int umn_rcache_stats(struct umn_rcache *rc, struct umn_rcache_stats *st)
 {
 	if (!rc || !st)
 		return -EINVAL;
+	if (umn__thread_inside(rc->mm))
+		return -EDEADLK;
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&rc->lock); /* no drain: no backend call here */
 	struct umn_region *r = rc->hand;
