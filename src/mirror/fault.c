@@ -198,8 +198,7 @@ static int fault_install_locked(struct umn_mirror *m, struct entry **e,
 		err = m->ops->install(m->dev, page, (*e)->data, (*e)->prot);
 		return err;
 	}
-	umn__mirror_install_locked(m, *e, page, (*e)->prot);
-	*e = NULL;
+	*e = umn__mirror_install_locked(m, *e, page, (*e)->prot);
 	return 0;
 }
 
@@ -221,6 +220,8 @@ int umn_mirror_fault(struct umn_mirror *m, uintptr_t addr, unsigned access)
 		unsigned long gen, seq;
 
 		err = region_get(m, page, &r, &gen);
+		if (err == -EAGAIN)
+			continue; /* the pool ran dry under us: refill it */
 		if (err)
 			break;
 		seq = umn_read_begin(&r->sub);

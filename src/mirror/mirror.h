@@ -99,8 +99,8 @@ int umn__mirror_maps(uintptr_t page, uintptr_t start, uintptr_t end,
 /* swdev.c: the software device, all under the lock. */
 struct entry *umn__mirror_entry_get(struct umn_mirror *m);
 void umn__mirror_entry_put_locked(struct umn_mirror *m, struct entry *e);
-void umn__mirror_install_locked(struct umn_mirror *m, struct entry *e,
-				uintptr_t page, unsigned prot);
+struct entry *umn__mirror_install_locked(struct umn_mirror *m, struct entry *e,
+					 uintptr_t page, unsigned prot);
 void umn__mirror_zap_locked(struct umn_mirror *m, uintptr_t start,
 			    uintptr_t end);
 void umn__mirror_swdev_free(struct umn_mirror *m);

@@ -216,7 +216,7 @@ int umn__mirror_region_add_locked(struct umn_mirror *m, uintptr_t start,
 	int err;
 
 	if (!r)
-		return -ENOMEM;
+		return -EAGAIN;
 	err = region_add_locked(m, r, start, end);
 	if (err) {
 		r->next = m->pool;

@@ -90,22 +90,29 @@ static struct entry **lookup_locked(struct umn_mirror *m, uintptr_t page)
 	return p;
 }
 
-/* @e holds the host page's copy; it replaces an entry already there. */
-void umn__mirror_install_locked(struct umn_mirror *m, struct entry *e,
-				uintptr_t page, unsigned prot)
+/*
+ * @e holds the host page's copy.  An entry already there was installed by
+ * a concurrent fault after ours read the host page, and no invalidation
+ * came since (the caller's read_retry passed): its copy is the newer one,
+ * with the device writes made through it, so it stays and only takes the
+ * permissions, which were read after our read_begin.  Returns @e if it was
+ * not used.
+ */
+struct entry *umn__mirror_install_locked(struct umn_mirror *m, struct entry *e,
+					 uintptr_t page, unsigned prot)
 {
 	struct entry **p = lookup_locked(m, page);
 
+	if (*p) {
+		(*p)->prot = prot;
+		return e;
+	}
 	e->page = page;
 	e->prot = prot;
-	if (*p) {
-		e->next = (*p)->next;
-		umn__mirror_entry_put_locked(m, *p);
-	} else {
-		e->next = NULL;
-		m->st.entries++;
-	}
+	e->next = NULL;
+	m->st.entries++;
 	*p = e;
+	return NULL;
 }
 
 static void zap_one_locked(struct umn_mirror *m, struct entry **p)
