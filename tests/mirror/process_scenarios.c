@@ -301,6 +301,101 @@ static void small_chunks(void **state)
 	assert_int_equal(umn_mirror_free(m), 0);
 }
 
+/* hmm-tests anon_read: pages never touched read as zeros, read-only too. */
+static void anon_read_zero_pages(void **state)
+{
+	char *p = map_guarded(PAGES, 12);
+	uint64_t v = 1;
+
+	assert_int_equal(madvise(p, 2 * PG, MADV_DONTNEED), 0);
+	assert_int_equal(mprotect(p, PAGES * PG, PROT_READ), 0);
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(umn_mirror_read(mirror, at(p, i) + 64, &v,
+						 sizeof(v)), 0);
+		assert_true(v == 0);
+	}
+	check_device(mirror, (char *)at(p, 2), (PAGES - 2) * PG, 12);
+	unmap_guarded(p, PAGES);
+}
+
+/* hmm-tests anon_write_prot: refused while read-only, then allowed. */
+static void anon_write_prot(void **state)
+{
+	char *p = mmap(NULL, PAGES * PG, PROT_READ,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t v = 0;
+
+	assert_true(p != MAP_FAILED);
+	assert_int_equal(umn_mirror_read(mirror, at(p, 0), &v, sizeof(v)), 0);
+	v = 7;
+	assert_int_equal(umn_mirror_write(mirror, at(p, 0), &v, sizeof(v)),
+			 -EACCES);
+	assert_true(*(uint64_t *)p == 0);
+	assert_int_equal(mprotect(p, PAGES * PG, PROT_READ | PROT_WRITE), 0);
+	for (size_t i = 0; i < PAGES; i++)
+		assert_int_equal(umn_mirror_write(mirror, at(p, i), &v,
+						  sizeof(v)), 0);
+	for (size_t i = 0; i < PAGES; i++)
+		assert_true(*(uint64_t *)at(p, i) == 7);
+	assert_int_equal(munmap(p, PAGES * PG), 0);
+	assert_int_equal(umn_mirror_regions(mirror, NULL, 0), 0);
+}
+
+/* hmm-tests anon_write_huge: a 2 MiB-aligned region, huge pages asked. */
+static void anon_write_huge(void **state)
+{
+	const size_t two_m = 2ul << 20;
+	char *g = mmap(NULL, 3 * two_m, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p = (char *)(((uintptr_t)g + two_m - 1) & ~(two_m - 1));
+	struct umn_mirror_region r;
+	uint64_t v;
+
+	assert_true(g != MAP_FAILED);
+	madvise(p, two_m, MADV_HUGEPAGE); /* a hint; may be unsupported */
+	for (size_t off = 0; off < two_m; off += 64 * PG) {
+		v = pattern(13, (uintptr_t)p + off);
+		assert_int_equal(umn_mirror_write(mirror, (uintptr_t)p + off,
+						  &v, sizeof(v)), 0);
+		assert_true(*(uint64_t *)(p + off) == v);
+	}
+	/* One region: the chunk holding p, which is exactly [p, p + 2M). */
+	assert_int_equal(umn_mirror_regions(mirror, &r, 1), 1);
+	assert_true(r.start == (uintptr_t)p && r.end == (uintptr_t)p + two_m);
+	assert_int_equal(munmap(g, 3 * two_m), 0);
+	assert_int_equal(umn_mirror_regions(mirror, NULL, 0), 0);
+}
+
+/* hmm-tests anon_write_child: the child mirrors its own copy of the pages. */
+static char *child_buf;
+
+static int child_writes(void)
+{
+	struct umn_mirror *m = umn_mirror_new(umn_mm_process(), NULL);
+	uint64_t v = 99;
+	int bad = !m;
+
+	for (size_t i = 0; !bad && i < PAGES; i++)
+		bad = umn_mirror_write(m, at(child_buf, i), &v, sizeof(v)) ||
+		      *(uint64_t *)at(child_buf, i) != 99;
+	if (m)
+		bad |= umn_mirror_free(m) != 0;
+	return bad;
+}
+
+static void anon_write_child(void **state)
+{
+	child_buf = map_guarded(PAGES, 14);
+	check_device(mirror, child_buf, PAGES * PG, 14);
+	in_child(child_writes, NULL);
+	/* Copy-on-write: the parent's pages and device copies are unchanged. */
+	for (size_t i = 0; i < PAGES; i++)
+		assert_true(*(uint64_t *)at(child_buf, i) ==
+			    pattern(14, at(child_buf, i)));
+	check_device(mirror, child_buf, PAGES * PG, 14);
+	unmap_guarded(child_buf, PAGES);
+}
+
 static void bad_arguments(void **state)
 {
 	struct umn_mirror_config cfg = { .chunk = 3 * PG };
@@ -338,6 +433,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(never_mapped_and_unmapped, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(small_chunks, setup, teardown),
+		cmocka_unit_test_setup_teardown(anon_read_zero_pages, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(anon_write_prot, setup, teardown),
+		cmocka_unit_test_setup_teardown(anon_write_huge, setup, teardown),
+		cmocka_unit_test_setup_teardown(anon_write_child, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
 	};
 
