@@ -33,7 +33,10 @@
  * reference, an invalidation or merge of an unused region, an eviction.  It
  * sets P_RETIRED (directly under the mutex, or by pushing the region on the
  * to-do stack from where the mutex is not to be taken), and only a region
- * with P_RETIRED is deregistered.
+ * with P_RETIRED is deregistered.  Settling reads pend before refs: once
+ * P_RETIRED is seen, the word read after it is the retired one (read the
+ * other way round, a last put between the loads paired a stale count with
+ * P_RETIRED; region.c, umn__region_settle_locked()).
  *
  * `pend` carries what lock-free code asks of the mutex holder:
  *   P_QUEUED    on the to-do stack (rc->todo); pushed only when this goes

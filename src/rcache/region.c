@@ -24,7 +24,9 @@
  *
  * Pairs: the push's release CAS on rc->todo with the drainer's acquire
  * exchange, so the drainer sees what the pusher did first (its refs RMW,
- * its pend bits, and a putter's decrement before that).
+ * its pend bits, and a putter's decrement before that).  And settle's
+ * acquire load of pend with the push's fetch_or: settle loads pend first,
+ * refs second, so a P_RETIRED it sees comes with the retired word.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -203,11 +205,40 @@ void umn__region_put_sub(struct umn_region *r)
 
 void umn__region_settle_locked(struct umn_rcache *rc, struct umn_region *r)
 {
-	/* Acquire: pairs with the release RMW that cleared VALID or dropped
-	 * the last reference, so what holders did is done before ->dereg. */
-	uint64_t w = atomic_load_acquire(&r->refs);
-	/* Pairs with the acq_rel fetch_or in umn__rc_push(). */
+	/*
+	 * pend first, then refs.  A retirer makes refs "not VALID, count 0"
+	 * and only then sets P_RETIRED, and nothing changes VALID or the
+	 * count after that (a later invalidation only adds INVAL).  So the
+	 * word read after seeing P_RETIRED is the retired one.  Read the
+	 * other way round, nothing stops a holder's last put from landing
+	 * between the two loads, and settle pairs a stale word with its
+	 * P_RETIRED:
+	 *
+	 *   mutex holder: settle(r)                  holder of r: put(r)
+	 *   (r invalidated, still held)
+	 *   w = refs              INVAL | 1
+	 *                                            CAS refs: INVAL | 0
+	 *                                            push: pend |= P_RETIRED
+	 *   p = pend              P_RETIRED
+	 *   (uncached:) DEAD and P_RETIRED,
+	 *   BUG_ON(w & count): aborts on a count
+	 *   that was already gone
+	 *
+	 * Settles of an invalid region that is still held are common: the
+	 * drain after the invalidation pushed it, and dead_settle_locked()
+	 * in every miss, flush and free.  tests/rcache/dead_put_race.c makes
+	 * this window frequent; it cannot be forced (no callback runs
+	 * between the two loads).
+	 *
+	 * Acquire on pend: pairs with the acq_rel fetch_or in umn__rc_push()
+	 * (or comes after our own fetch_or under the mutex), so the retirer's
+	 * RMW of refs, and the holders' use of the region before their puts,
+	 * happen before the load of refs below and before ->dereg.
+	 */
 	unsigned p = atomic_load_acquire(&r->pend);
+	/* Acquire: pairs with the release RMW that cleared VALID or dropped
+	 * the last reference. */
+	uint64_t w = atomic_load_acquire(&r->refs);
 
 	if (r->state == R_CACHED && !(w & REF_VALID))
 		umn__region_uncache_locked(rc, r);
