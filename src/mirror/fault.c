@@ -174,7 +174,12 @@ static int fault_read(struct umn_mirror *m, struct region *r,
 	start = r->start;
 	end = r->end;
 	pthread_mutex_unlock(&m->lock);
-	if (!live)
+	/*
+	 * An invalidation between the lookup and read_begin may have trimmed
+	 * @page out of the region: an entry installed for it would then be
+	 * watched by no region at all.  Look again.
+	 */
+	if (!live || page < start || page >= end)
 		return 1;
 	err = umn__mirror_maps(page, start, end, &res);
 	if (err)
