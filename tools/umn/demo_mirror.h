@@ -57,7 +57,9 @@ int mirror_workload_run(const struct mirror_workload_config *cfg,
 
 /*
  * umn demo mirror [--seconds S] [--chunk BYTES] [--threads D,C]: the
- * workload over the process space, and a table.  0 when no read was
+ * workload over the process space, and a table.  With --bench instead:
+ * device read throughput against memcpy, and the cost of a device fault
+ * against the process_vm_readv it needs, measured in the same run.  0 when no read was
  * stale, 1 when one was, 2 on bad usage or a failed run, 77 when the
  * process monitor is unavailable here.
  */
