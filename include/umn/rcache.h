@@ -117,7 +117,8 @@ struct umn_rcache_ops {
  * @alignment:        regions start and end on multiples of this; a power of
  *                    two, at least the page size.  Default: the page size.
  * @max_regions:      when the cache keeps more regions than this, unused
- *                    ones are evicted, least recently used first, until it
+ *                    ones are evicted, about least recently used first (a
+ *                    second-chance clock), until it
  *                    is back under the limit or none is unused.  Held
  *                    regions count but are never evicted.  Default: no
  *                    limit.

@@ -157,7 +157,8 @@ int umn_rcache_uring_config(struct umn_rcache_uring *ur,
  * the pages registered, not to what is mapped there now).
  *
  * Context: any thread.  Never blocks.
- * Return: the slot (0 or more), or -EINVAL if @region is NULL.
+ * Return: the slot (0 or more), or -EINVAL if @region is NULL or comes from
+ *         a cache not set up with umn_rcache_uring_config().
  */
 int umn_rcache_uring_slot(struct umn_region *region);
 

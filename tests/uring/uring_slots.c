@@ -97,6 +97,20 @@ static void bad_input(void **state)
 	assert_int_equal(umn_rcache_uring_dereg(NULL, 0), -EINVAL);
 	assert_int_equal(umn_rcache_uring_dereg(f->ur, SLOTS), -EINVAL);
 	assert_int_equal(umn_rcache_uring_dereg(f->ur, 0), -ENOENT);
+
+	/* A region of a cache with no uring data in it: not a slot. */
+	struct umn_mm *mm = umn_mm_new();
+	struct umn_rcache_config plain = { .mm = mm,
+					   .ops = umn_rcache_mlock_ops() };
+	struct umn_rcache *rc;
+	struct umn_region *r;
+
+	assert_int_equal(umn_rcache_new(&plain, &rc), 0);
+	assert_int_equal(umn_rcache_get(rc, f->mem, PG, &r), 0);
+	assert_int_equal(umn_rcache_uring_slot(r), -EINVAL);
+	assert_int_equal(umn_rcache_put(rc, r), 0);
+	assert_int_equal(umn_rcache_free(rc), 0);
+	assert_int_equal(umn_mm_free(mm), 0);
 }
 
 /* The ring has a table already: the kernel refuses a second one. */

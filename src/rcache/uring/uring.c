@@ -242,6 +242,8 @@ int umn_rcache_uring_slot(struct umn_region *region)
 	if (!region)
 		return -EINVAL;
 	d = umn_region_data(region);
+	if (!d) /* a cache not set up by umn_rcache_uring_config() */
+		return -EINVAL;
 	return (int)d->slot;
 }
 
