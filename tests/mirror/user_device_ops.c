@@ -100,6 +100,53 @@ static void device_ops(void **state)
 	unmap_guarded(p, PAGES);
 }
 
+/*
+ * A split needs a pooled region; the pool holds two after a fault.  The
+ * third middle unmap in a row finds none: the region keeps its larger part
+ * and zaps the other, which refaults into a region of its own.
+ */
+static void split_without_spare(void **state)
+{
+	struct umn_mm *mm = umn_mm_new();
+	struct device d = { .installs = 0 };
+	struct umn_mirror_config cfg = { .ops = &dev_ops, .dev = &d };
+	struct umn_mirror_region r[8];
+	char *p = map_guarded(PAGES, 2);
+	struct umn_mirror *m;
+
+	assert_non_null(mm);
+	d.base = (uintptr_t)p;
+	m = umn_mirror_new(mm, &cfg);
+	assert_non_null(m);
+	for (size_t i = 0; i < PAGES; i++)
+		assert_int_equal(umn_mirror_fault(m, d.base + i * PG,
+						  UMN_MIRROR_READ), 0);
+	assert_int_equal(umn_invalidate(mm, d.base + 2 * PG, d.base + 3 * PG,
+					UMN_EVENT_UNMAP), 0);
+	assert_int_equal(umn_invalidate(mm, d.base + 5 * PG, d.base + 6 * PG,
+					UMN_EVENT_UNMAP), 0);
+	assert_int_equal(mirror_stats(m).splits, 2);
+	assert_int_equal(umn_invalidate(mm, d.base + 10 * PG, d.base + 11 * PG,
+					UMN_EVENT_UNMAP), 0);
+	assert_int_equal(mirror_stats(m).splits, 2);
+	assert_int_equal(umn_mirror_regions(m, r, 8), 3);
+	for (size_t i = 6; i < 10; i++)
+		assert_int_equal(d.prot[i], 0);         /* the smaller part */
+	for (size_t i = 11; i < PAGES; i++)
+		assert_int_equal(d.prot[i], UMN_MIRROR_READ | UMN_MIRROR_WRITE);
+	for (int i = 0; i < 3; i++)
+		assert_true(r[i].end <= d.base + 6 * PG ||
+			    r[i].start >= d.base + 11 * PG);
+	/* The dropped part refaults into a region between its neighbours. */
+	assert_int_equal(umn_mirror_fault(m, d.base + 7 * PG, UMN_MIRROR_READ),
+			 0);
+	assert_int_equal(umn_mirror_regions(m, r, 8), 4);
+	assert_int_equal(d.prot[7], UMN_MIRROR_READ | UMN_MIRROR_WRITE);
+	assert_int_equal(umn_mirror_free(m), 0);
+	assert_int_equal(umn_mm_free(mm), 0);
+	unmap_guarded(p, PAGES);
+}
+
 /* Inside a callback of the space, umn_mirror_free() refuses to wait. */
 static struct umn_mirror *busy_mirror;
 static int free_in_callback;
@@ -138,6 +185,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(device_ops),
+		cmocka_unit_test(split_without_spare),
 		cmocka_unit_test(free_inside_callback),
 	};
 
