@@ -18,6 +18,33 @@
 
 #include <umn/umn.h>
 
+/*
+ * Which sanitizer a test is built under: ThreadSanitizer cannot run the
+ * process monitor, and both bring allocators of their own (so glibc's
+ * malloc paths cannot be tested under them).
+ */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+#define UNDER_SANITIZER (UNDER_TSAN || UNDER_ASAN)
+
 #define container_of(ptr, type, member) \
 	((type *)((char *)(ptr) - offsetof(type, member)))
 

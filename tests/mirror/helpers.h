@@ -12,17 +12,6 @@
 
 #include <umn/mirror.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
 /* The value a test writes at @addr in generation @gen. */
 static inline uint64_t pattern(uint64_t gen, uintptr_t addr)
 {

@@ -20,18 +20,6 @@
 
 #define PG 4096ul
 
-/* The sanitizers bring allocators of their own: glibc's malloc paths
- * (free, realloc, malloc_trim) cannot be tested under them. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-#ifndef UNDER_SANITIZER
-#define UNDER_SANITIZER 0
-#endif
 
 /*
  * A subscription that records every walk that reached it: how many, how

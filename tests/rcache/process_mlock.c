@@ -17,16 +17,6 @@
 
 #include <sys/resource.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
 
 /* Set by the test around the libc call that should invalidate. */
 static _Thread_local int in_call;
