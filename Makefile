@@ -134,6 +134,7 @@ demo: $(O)/examples/seed_mirror $(O)/examples/stale_registration $(O)/umn
 	$(O)/examples/seed_mirror
 	$(O)/examples/stale_registration
 	$(O)/umn demo uring || [ $$? -eq 77 ]
+	$(O)/umn demo mirror || [ $$? -eq 77 ]
 
 install: lib
 	install -d $(DESTDIR)$(INCDIR)/umn $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man3

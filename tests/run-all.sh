@@ -77,8 +77,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 
-suite asan gcc asan core monitor rcache uring
-suite tsan clang tsan core rcache uring
+suite asan gcc asan core monitor rcache uring mirror
+suite tsan clang tsan core rcache uring mirror
 
 for cc in gcc clang; do
 	echo "== plain build and examples ($cc)"
@@ -96,7 +96,7 @@ for cc in gcc clang; do
 			build/"$cc"/tests/static/static_program \
 			>>"$log/$cc.build" 2>&1; then
 			for t in build/"$cc"/tests/monitor/* build/"$cc"/tests/rcache/process_* \
-				build/"$cc"/tests/uring/*; do
+				build/"$cc"/tests/uring/* build/"$cc"/tests/mirror/*; do
 				[ -x "$t" ] && run_cmocka "$cc" "$t"
 			done
 			if build/"$cc"/tests/static/static_program \

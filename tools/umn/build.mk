@@ -14,9 +14,10 @@ ifeq ($(CROSS),)
 all: tools
 endif
 
-$(O)/umn: tools/umn/umn.c $(UMN_TOOL_DEPS)
+$(O)/umn: tools/umn/umn.c $(UMN_TOOL_DEPS) $(O)/tools/umn/demo_mirror.o $(O)/libumn.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $< $(UMN_DEMO_OBJS) -o $@ $(UMN_DEMO_LIBS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $< $(UMN_DEMO_OBJS) $(O)/tools/umn/demo_mirror.o \
+		-o $@ $(UMN_DEMO_LIBS) $(O)/libumn.a $(LDLIBS)
 
 $(O)/tools/umn/trace_preload.o: tools/umn/trace_preload.c $(UMN_TOOL_DEPS)
 	@mkdir -p $(@D)

@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "demo.h"
+#include "demo_mirror.h"
 
 #define UMN_TOOL_VERSION "0.1"
 #define TRACE_PRELOAD "libumn-trace.so"
@@ -83,6 +84,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: umn trace [-o FILE] [--json] [--] CMD [ARGS...]\n"
 		"       umn demo uring [--mmap] [--steps N]\n"
+		"       umn demo mirror [--seconds S] [--chunk BYTES] [--threads D,C] | --bench\n"
 		"       umn --help | --version\n"
 		"\n"
 		"trace  run CMD and print every invalidation umn's process monitor\n"
@@ -93,6 +95,9 @@ static void usage(FILE *f)
 		"demo uring  READ_FIXED into freed and reused buffers, through\n"
 		"       a naive registration cache and through umn's: data lost\n"
 		"       and throughput, side by side.\n"
+		"demo mirror  device threads read and write through umn_mirror\n"
+		"       while CPU threads munmap, mremap, madvise and mprotect the\n"
+		"       memory under them; every read checked, a table at the end.\n"
 		"See umn(1).\n");
 }
 
@@ -625,6 +630,8 @@ int main(int argc, char **argv)
 		return cmd_trace(argc - 1, argv + 1);
 	if (argc >= 3 && !strcmp(argv[1], "demo") && !strcmp(argv[2], "uring"))
 		return umn_demo_uring(argc - 2, argv + 2);
+	if (argc >= 3 && !strcmp(argv[1], "demo") && !strcmp(argv[2], "mirror"))
+		return umn_demo_mirror(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "--version")) {
 		printf("umn " UMN_TOOL_VERSION "\n");
 		return 0;
