@@ -42,6 +42,16 @@ static inline uint64_t bench_now_ns(void)
 }
 
 /* xorshift64*: a few cycles, good enough to pick subscriptions. */
+/* CPU time of the calling thread, ns: how much of a run it really ran. */
+static inline uint64_t bench_thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static inline uint64_t bench_rand(uint64_t *state)
 {
 	uint64_t x = *state;

@@ -173,15 +173,6 @@ struct worker {
 	uint64_t seed, pairs, t0, t1, cpu_ns, misses;
 };
 
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void *worker_main(void *arg)
 {
 	struct worker *k = arg;
@@ -192,11 +183,11 @@ static void *worker_main(void *arg)
 	atomic_fetch_add(k->arrived, 1);
 	while (atomic_load(k->arrived) < k->w->threads)
 		;
-	cpu0 = thread_cpu_ns();
+	cpu0 = bench_thread_cpu_ns();
 	k->t0 = bench_now_ns();
 	k->misses = loop(k->w, k->fixed, k->seed, k->pairs);
 	k->t1 = bench_now_ns();
-	k->cpu_ns = thread_cpu_ns() - cpu0;
+	k->cpu_ns = bench_thread_cpu_ns() - cpu0;
 	return NULL;
 }
 

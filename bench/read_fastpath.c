@@ -201,15 +201,6 @@ struct worker {
 	uint64_t t0, t1, cpu_ns, retries;
 };
 
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -223,11 +214,11 @@ static void *worker_main(void *arg)
 	while (atomic_load_explicit(w->arrived, memory_order_relaxed) <
 	       w->threads)
 		;
-	cpu0 = thread_cpu_ns();
+	cpu0 = bench_thread_cpu_ns();
 	w->t0 = bench_now_ns();
 	w->retries = w->loop(w->sub, w->iters);
 	w->t1 = bench_now_ns();
-	w->cpu_ns = thread_cpu_ns() - cpu0;
+	w->cpu_ns = bench_thread_cpu_ns() - cpu0;
 	return NULL;
 }
 
