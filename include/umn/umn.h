@@ -191,8 +191,10 @@ enum umn_fork_phase { UMN_FORK_PREPARE, UMN_FORK_PARENT, UMN_FORK_CHILD };
  * UMN_FORK_CHILD leaves the child's copy of @mm empty, idle and working:
  * the walks and releases of the parent's other threads are forgotten, and
  * every subscription the parent had inserted or queued reads as not
- * inserted in the child (remove, put and update return -ENOENT; insert it
- * again to watch memory there).  Releases the parent still owed are not
+ * inserted in the child (remove, put and update return -ENOENT, a
+ * read_begin returns a value read_retry always retries; insert it again to
+ * watch memory there).  A read begun before fork() must not be finished
+ * in the child.  Releases the parent still owed are not
  * called in the child.  A walk the forking thread itself was inside of
  * (fork() from a callback) ends in the child without effect.
  * UMN_FORK_PREPARE and UMN_FORK_PARENT do nothing: nothing is held across

@@ -40,24 +40,6 @@ static void sub_reset(struct umn_interval *sub)
 }
 
 /*
- * In a forked child (UMN__MM_FORKED), is @sub one the parent inserted, which
- * the child's space does not know?  Then it is not inserted here.
- */
-static bool sub_inherited_locked(struct umn_mm *mm,
-				 const struct umn_interval *sub)
-{
-	if (!(mm->flags & UMN__MM_FORKED))
-		return false;
-	if (umn__sub_in_tree(umn__sub_state(sub)))
-		return !umn__itree_contains(mm->root, sub);
-	for (const struct umn_interval *p = mm->deferred_head; p;
-	     p = (const struct umn_interval *)atomic_load_relaxed(&p->umn__seq))
-		if (p == sub)
-			return false;
-	return true;
-}
-
-/*
  * Lock the space @sub is inserted in.  Returns 0 with the lock held and
  * *@mmp set, -ENOENT if @sub is not inserted, -EALREADY if a put or remove
  * of it is under way (in both error cases nothing is locked).
@@ -75,7 +57,7 @@ static int sub_lock(struct umn_interval *sub, struct umn_mm **mmp)
 		umn__mm_unlock(mm);
 		return sub_lock(sub, mmp);
 	}
-	if (sub_inherited_locked(mm, sub)) {
+	if (umn__sub_inherited_locked(mm, sub)) {
 		sub_reset(sub);
 		umn__mm_unlock(mm);
 		return -ENOENT;
@@ -108,7 +90,7 @@ int umn_interval_insert(struct umn_interval *sub, struct umn_mm *mm,
 	if (err)
 		return err;
 	umn__mm_lock(mm);
-	if (umn__sub_mm(sub) == mm && sub_inherited_locked(mm, sub))
+	if (umn__sub_mm(sub) == mm && umn__sub_inherited_locked(mm, sub))
 		sub_reset(sub);
 	if (atomic_load_relaxed(&sub->umn__mm_state)) {
 		umn__mm_unlock(mm);

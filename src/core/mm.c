@@ -243,6 +243,24 @@ int umn_mm_free(struct umn_mm *mm)
 }
 
 /*
+ * In a forked child (UMN__MM_FORKED), is @sub one the parent inserted, which
+ * the child's space does not know?  Then it is not inserted here.
+ */
+bool umn__sub_inherited_locked(struct umn_mm *mm,
+			       const struct umn_interval *sub)
+{
+	if (!(mm->flags & UMN__MM_FORKED))
+		return false;
+	if (umn__sub_in_tree(umn__sub_state(sub)))
+		return !umn__itree_contains(mm->root, sub);
+	for (const struct umn_interval *p = mm->deferred_head; p;
+	     p = (const struct umn_interval *)atomic_load_relaxed(&p->umn__seq))
+		if (p == sub)
+			return false;
+	return true;
+}
+
+/*
  * The child of fork(): one thread, this one.  The parent's other threads,
  * their walks and release batches do not exist here, and any of them may
  * have been half-way through changing the tree when the process was copied:

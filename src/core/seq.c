@@ -35,6 +35,11 @@ static unsigned long read_begin_slow(struct umn_interval *sub,
 	unsigned long w;
 
 	umn__mm_lock(mm);
+	/* In a fork child, one the parent inserted: not inserted here. */
+	if (umn__sub_inherited_locked(mm, sub)) {
+		umn__mm_unlock(mm);
+		return SEQ_RETRY;
+	}
 	for (;;) {
 		/* Relaxed under the lock: deferral and application write it
 		 * under the lock; set_seq only ever makes us wait longer. */
@@ -68,7 +73,8 @@ unsigned long umn_read_begin(struct umn_interval *sub)
 	/* Pairs with the release stores in range_start and walk_end. */
 	unsigned long s = atomic_load_acquire(&mm->seq);
 
-	if ((w & 1) && w != s)
+	/* flags: written at creation, and in a fork child before any use. */
+	if ((w & 1) && w != s && !(mm->flags & UMN__MM_FORKED))
 		return w;
 	return read_begin_slow(sub, mm);
 }

@@ -41,6 +41,8 @@ static void fork_empties_the_child(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		umn_mm_atfork(mm, UMN_FORK_CHILD);
+		/* A read of an inherited subscription always retries. */
+		CHILD_CHECK(umn_read_retry(&live.sub, umn_read_begin(&live.sub)));
 		/* The walker thread does not exist here; nothing waits. */
 		CHILD_CHECK(umn_interval_remove(&live.sub) == -ENOENT);
 		CHILD_CHECK(umn_interval_remove(&queued.sub) == -ENOENT);
