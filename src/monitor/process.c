@@ -59,14 +59,25 @@ void umn__monitor_abi(char abi[64])
 }
 
 /*
- * The wrappers jump into this object's code for the rest of the process's
- * life: it must never be unloaded (dlclose of a libumn.so, or of a library
- * umn is linked into statically).
+ * What needs the dynamic loader is done when this object is loaded, not at
+ * install: a fork() while another thread is inside the loader leaves its
+ * lock held in the child, so a child that installs must not need it.
+ *
+ * - libc's entry points, looked up in the libc the process loaded (not
+ *   whatever the global scope resolves first: a sanitizer's interceptor);
+ * - this object made RTLD_NODELETE: once installed, the wrappers jump into
+ *   its code for the rest of the process's life, so it must never be
+ *   unloaded (dlclose of a libumn.so, or of a library umn is linked into
+ *   statically).
  */
-static void pin_this_object(void)
+__attribute__((constructor)) static void monitor_load(void)
 {
+	void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
 	Dl_info dl;
 
+	umn__monitor_hooks_init(libc);
+	if (libc)
+		dlclose(libc);
 	if (dladdr((void *)umn_mm_process, &dl) && dl.dli_fname)
 		dlopen(dl.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
@@ -102,15 +113,11 @@ static struct umn_mm *install_patch(struct umn_mm *mm, int *err)
 	struct umn__monitor_shared mine = { .mm = mm, .info = &info,
 					    .calls = umn__monitor_calls() };
 	const struct umn__monitor_shared *shared;
-	void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
 
 	memcpy(mine.magic, UMN__SHARED_MAGIC, sizeof(UMN__SHARED_MAGIC));
 	umn__monitor_abi(mine.abi);
-	umn__monitor_hooks_init(libc);
 	umn__monitor_set_mm(mm);
 	*err = umn__arch_patch(&mine, &shared, info.reason, sizeof(info.reason));
-	if (libc)
-		dlclose(libc);
 	if (shared && shared->calls == umn__monitor_calls()) {
 		/*
 		 * Our own island: this is the child of a fork() that came
@@ -130,7 +137,6 @@ static struct umn_mm *install_patch(struct umn_mm *mm, int *err)
 		umn__monitor_share_calls(shared->calls);
 		return shared->mm;
 	}
-	pin_this_object();
 	for (int i = 0; i < HOOK_COUNT; i++)
 		info.chained += umn__monitor_hooks[i].chain != NULL;
 	return mm;
