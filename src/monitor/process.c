@@ -70,7 +70,9 @@ void umn__monitor_abi(char abi[64])
  *   unloaded (dlclose of a libumn.so, or of a library umn is linked into
  *   statically).
  */
-__attribute__((constructor)) static void monitor_load(void)
+static bool loaded; /* monitor_load() ran; written before any thread */
+
+static void monitor_load_now(void)
 {
 	void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
 	Dl_info dl;
@@ -80,6 +82,13 @@ __attribute__((constructor)) static void monitor_load(void)
 		dlclose(libc);
 	if (dladdr((void *)umn_mm_process, &dl) && dl.dli_fname)
 		dlopen(dl.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+	loaded = true;
+}
+
+__attribute__((constructor)) static void monitor_load(void)
+{
+	if (!loaded)
+		monitor_load_now();
 }
 
 /*
@@ -114,6 +123,10 @@ static struct umn_mm *install_patch(struct umn_mm *mm, int *err)
 					    .calls = umn__monitor_calls() };
 	const struct umn__monitor_shared *shared;
 
+	/* Another constructor of the same object may come first (a preload
+	 * that installs from its own): then look up here. */
+	if (!loaded)
+		monitor_load_now();
 	memcpy(mine.magic, UMN__SHARED_MAGIC, sizeof(UMN__SHARED_MAGIC));
 	umn__monitor_abi(mine.abi);
 	umn__monitor_set_mm(mm);
