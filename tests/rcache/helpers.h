@@ -8,6 +8,7 @@
 #ifndef UMN_TESTS_RCACHE_HELPERS_H
 #define UMN_TESTS_RCACHE_HELPERS_H
 
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -168,6 +169,22 @@ static inline struct umn_rcache_stats stats(struct env *e)
 
 	assert_int_equal(umn_rcache_stats(e->rc, &st), 0);
 	return st;
+}
+
+/* Locked memory of the whole process, in bytes (VmLck). */
+static inline long locked(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	assert_true(kb >= 0);
+	return kb * 1024;
 }
 
 #endif /* UMN_TESTS_RCACHE_HELPERS_H */

@@ -19,21 +19,6 @@
 
 static char *mem;
 
-/* Locked memory of the whole process, in bytes (VmLck). */
-static long locked(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long kb = -1;
-
-	assert_non_null(f);
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	assert_true(kb >= 0);
-	return kb * 1024;
-}
 
 struct mlenv {
 	struct umn_mm *mm;

@@ -44,19 +44,6 @@ static const struct umn_rcache_ops checked_ops = {
 	.dereg = checked_dereg,
 };
 
-static long locked(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long kb = -1;
-
-	assert_non_null(f);
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb * 1024;
-}
 
 static struct umn_rcache *open_cache(unsigned flags)
 {
