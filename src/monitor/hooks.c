@@ -512,7 +512,7 @@ struct umn__hook umn__monitor_hooks[HOOK_COUNT] = {
  * whatever the global scope resolves first (a sanitizer's interceptor, an
  * LD_PRELOAD'ed wrapper).  In a static program, the ones linked in.
  */
-void umn__monitor_hooks_init(void *libc)
+void umn__monitor_hooks_resolve(void *libc)
 {
 	static void *const linked[HOOK_COUNT] = {
 		[HOOK_MUNMAP] = (void *)munmap,
@@ -526,10 +526,7 @@ void umn__monitor_hooks_init(void *libc)
 		[HOOK_SYSCALL] = (void *)syscall,
 	};
 
-	for (int i = 0; i < HOOK_COUNT; i++) {
-		struct umn__hook *h = &umn__monitor_hooks[i];
-
-		h->libc = libc ? dlsym(libc, h->name) : linked[i];
-		h->chain = NULL;
-	}
+	for (int i = 0; i < HOOK_COUNT; i++)
+		umn__monitor_hooks[i].libc =
+			libc ? dlsym(libc, umn__monitor_hooks[i].name) : linked[i];
 }

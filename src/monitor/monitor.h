@@ -56,7 +56,7 @@ struct umn__hook {
 extern struct umn__hook umn__monitor_hooks[HOOK_COUNT];
 
 /* hooks.c */
-void umn__monitor_hooks_init(void *libc_handle);
+void umn__monitor_hooks_resolve(void *libc_handle);
 void umn__monitor_set_mm(struct umn_mm *mm);
 const void *umn__monitor_calls(void);          /* this copy's call names */
 void umn__monitor_share_calls(const void *calls); /* the sharer's */

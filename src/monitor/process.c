@@ -77,7 +77,7 @@ static void monitor_load_now(void)
 	void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
 	Dl_info dl;
 
-	umn__monitor_hooks_init(libc);
+	umn__monitor_hooks_resolve(libc);
 	if (libc)
 		dlclose(libc);
 	if (dladdr((void *)umn_mm_process, &dl) && dl.dli_fname)
