@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <umn/umn.h>
+
 #if defined(__GNUC__) || defined(__clang__)
 #define BENCH_NOINLINE __attribute__((noinline))
 #else
@@ -42,6 +44,19 @@ static inline uint64_t bench_now_ns(void)
 }
 
 /* xorshift64*: a few cycles, good enough to pick subscriptions. */
+/* A subscription's ->invalidate() that only takes the sequence. */
+static inline bool bench_plain_invalidate(struct umn_interval *sub,
+					  const struct umn_range *range,
+					  unsigned long cur_seq)
+{
+	umn_set_seq(sub, cur_seq);
+	return true;
+}
+
+static const struct umn_interval_ops bench_plain_ops = {
+	.invalidate = bench_plain_invalidate,
+};
+
 /* CPU time of the calling thread, ns: how much of a run it really ran. */
 static inline uint64_t bench_thread_cpu_ns(void)
 {

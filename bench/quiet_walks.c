@@ -19,18 +19,6 @@
 #define SPACING 0x10000ul /* a 4 KiB subscription every 64 KiB */
 #define CALLS 4000000
 
-static bool quiet_invalidate(struct umn_interval *sub,
-			     const struct umn_range *range,
-			     unsigned long cur_seq)
-{
-	umn_set_seq(sub, cur_seq);
-	return true;
-}
-
-static const struct umn_interval_ops quiet_ops = {
-	.invalidate = quiet_invalidate,
-};
-
 static pthread_mutex_t process_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct run {
@@ -103,7 +91,7 @@ int main(void)
 	}
 	for (size_t i = 0; i < SUBS; i++)
 		if (umn_interval_insert(&subs[i], mm, i * SPACING, 0x1000,
-					&quiet_ops)) {
+					&bench_plain_ops)) {
 			fprintf(stderr, "insert failed\n");
 			return 1;
 		}

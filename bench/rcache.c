@@ -326,18 +326,6 @@ static void base_free(struct base_cache *c)
 
 /* ---- invalidation --------------------------------------------------- */
 
-static bool plain_invalidate(struct umn_interval *sub,
-			     const struct umn_range *range,
-			     unsigned long cur_seq)
-{
-	umn_set_seq(sub, cur_seq);
-	return true;
-}
-
-static const struct umn_interval_ops plain_ops = {
-	.invalidate = plain_invalidate,
-};
-
 #define INVAL_BATCH 1000
 
 /*
@@ -361,7 +349,7 @@ static void measure_invalidation(size_t n)
 		exit(1);
 	}
 	for (size_t i = 0; i < n; i++)
-		umn_interval_insert(&subs[i], pmm, addr(i), page, &plain_ops);
+		umn_interval_insert(&subs[i], pmm, addr(i), page, &bench_plain_ops);
 	for (int run = 0; run < BENCH_RUNS * 4; run++) {
 		for (size_t i = 0; i < batch; i++) /* distinct when n > batch */
 			pick[i] = n > batch ? (bench_rand_below(&seed, n / batch)

@@ -309,18 +309,6 @@ static void run_and_keep_best(const struct config *c, struct result *r)
 
 /* ---- setup and report ----------------------------------------------- */
 
-static bool bench_sub_invalidate(struct umn_interval *sub,
-				 const struct umn_range *range,
-				 unsigned long cur_seq)
-{
-	umn_set_seq(sub, cur_seq);
-	return true;
-}
-
-static const struct umn_interval_ops bench_sub_ops = {
-	.invalidate = bench_sub_invalidate,
-};
-
 /*
  * Rows in the order measured: each shape (threads, sub) for every variant
  * in turn, so that drift in the machine hits them alike.
@@ -408,7 +396,7 @@ int main(void)
 		memset(usub[i], 0, sizeof(*usub[i]));
 		err = umn_interval_insert(usub[i], mm,
 					  0x100000 + 0x10000 * (uintptr_t)i,
-					  0x10000, &bench_sub_ops);
+					  0x10000, &bench_plain_ops);
 		if (err) {
 			fprintf(stderr, "umn_interval_insert: %s\n",
 				strerror(-err));
