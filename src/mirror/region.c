@@ -18,10 +18,18 @@
  *                            always allowed, they refault)
  *
  * All three are deferred by the core while walks are in progress, so the
- * walk in progress still calls us with the old range.  We overlap the
- * range with the range we asked for last (start, end): of several walks
- * before the deferred updates apply, each trims what is left, and the last
- * update wins, as the core promises.
+ * walks of the same period still reach the region with its old range (its
+ * walk range, umn_interval_start/_end), and not at all the tail a split
+ * inserted.  A walk therefore applies the unmap of the overlap of the
+ * range with the walk range to every LIVE region there: the region itself
+ * with the range it asked for last (start, end), and the tails split from
+ * it.  Of several walks before the deferred operations apply, each trims
+ * what is left, and the last update wins, as the core promises:
+ *
+ *   walk 1: UNMAP [4, 6)    region [0, 16) -> [0, 4), tail [6, 16) inserted
+ *   walk 2: REMAP [10, 12)  reaches [0, 16) only: the tail -> [6, 10),
+ *                           a second tail [12, 16) inserted
+ *   period ends             [0, 4), [6, 10), [12, 16) in the tree
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -128,6 +136,27 @@ static void region_unmap_locked(struct region *r, uintptr_t lo, uintptr_t hi)
 	}
 }
 
+/*
+ * Unmap [@lo, @hi) from every LIVE region it overlaps, not just from the
+ * one whose walk this is: @lo, @hi lie in that region's walk range, which
+ * covers the regions split from it in this period (their inserts wait for
+ * the end of the period, so no walk of it reaches them).  Regions split or
+ * put here stay off the part of the list still to visit: a split tail is
+ * pushed on the head and lies past @hi anyway.
+ */
+static void mirror_unmap_locked(struct umn_mirror *m, uintptr_t lo,
+				uintptr_t hi)
+{
+	struct region *q, *next;
+
+	for (q = m->regions; q; q = next) {
+		next = q->next;
+		if (q->start < hi && lo < q->end)
+			region_unmap_locked(q, max_u(lo, q->start),
+					    min_u(hi, q->end));
+	}
+}
+
 static bool region_invalidate(struct umn_interval *sub,
 			      const struct umn_range *range,
 			      unsigned long cur_seq)
@@ -142,16 +171,19 @@ static bool region_invalidate(struct umn_interval *sub,
 		return false;
 	umn_set_seq(sub, cur_seq);
 	m->st.invalidations++;
-	/* Entries of this region's walk range, old or new. */
-	lo = max_u(range->start, min_u(umn_interval_start(sub), r->start));
-	hi = min_u(range->end, max_u(umn_interval_end(sub), r->end));
-	if (lo < hi)
+	/*
+	 * The walk range: what this walk reaches through @sub.  Its asked
+	 * range, and those of the regions split from it since the period
+	 * began, lie inside it (updates only ever shrink a region).
+	 */
+	lo = max_u(range->start, umn_interval_start(sub));
+	hi = min_u(range->end, umn_interval_end(sub));
+	if (lo < hi) {
 		umn__mirror_zap_locked(m, lo, hi);
-	lo = max_u(range->start, r->start);
-	hi = min_u(range->end, r->end);
-	if (r->state == REGION_LIVE && lo < hi &&
-	    (range->event == UMN_EVENT_UNMAP || range->event == UMN_EVENT_REMAP))
-		region_unmap_locked(r, lo, hi);
+		if (range->event == UMN_EVENT_UNMAP ||
+		    range->event == UMN_EVENT_REMAP)
+			mirror_unmap_locked(m, lo, hi);
+	}
 	pthread_mutex_unlock(&m->lock);
 	return true;
 }

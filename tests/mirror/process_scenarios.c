@@ -189,6 +189,39 @@ static void mremap_move(void **state)
 	assert_int_equal(umn_mirror_regions(mirror, NULL, 0), 0);
 }
 
+/*
+ * mremap(MREMAP_FIXED) of part of a region into a hole of the same region:
+ * two walks in one period (the destination's UNMAP splits the region, the
+ * source's REMAP must still leave the deferred tail).  user_nested_walks
+ * has the same on a space the test drives.
+ */
+static void mremap_into_own_hole(void **state)
+{
+	char *p = map_guarded(PAGES, 15);
+	uint64_t v;
+
+	check_device(mirror, p, PAGES * PG, 15);
+	assert_true(mremap((void *)at(p, 10), 2 * PG, 2 * PG,
+			   MREMAP_MAYMOVE | MREMAP_FIXED,
+			   (void *)at(p, 4)) == (void *)at(p, 4));
+	check_regions_live(mirror);
+	for (size_t i = 0; i < PAGES; i++) {
+		int err = umn_mirror_read(mirror, at(p, i), &v, sizeof(v));
+
+		if (i >= 10 && i < 12) {
+			assert_int_equal(err, -EFAULT);
+			continue;
+		}
+		assert_int_equal(err, 0);
+		assert_true(v == pattern(15, at(p, i >= 4 && i < 6 ? i + 6 : i)));
+	}
+	check_regions_live(mirror);
+	/* Not the hole: another thread (a sanitizer's) may have mapped it. */
+	assert_int_equal(munmap(p - PG, 11 * PG), 0);
+	assert_int_equal(munmap((void *)at(p, 12), (PAGES - 11) * PG), 0);
+	assert_int_equal(umn_mirror_regions(mirror, NULL, 0), 0);
+}
+
 static void madvise_dontneed(void **state)
 {
 	char *p = map_guarded(PAGES, 6);
@@ -426,6 +459,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(munmap_middle, setup, teardown),
 		cmocka_unit_test_setup_teardown(munmap_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(mremap_move, setup, teardown),
+		cmocka_unit_test_setup_teardown(mremap_into_own_hole, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(madvise_dontneed, setup, teardown),
 		cmocka_unit_test_setup_teardown(mprotect_read_only, setup,
 						teardown),
