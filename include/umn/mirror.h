@@ -24,7 +24,8 @@
  * The software device is not coherent with CPU writes: its copy of a page
  * is taken at the device fault, like a device cache.  CPU writes to a
  * mirrored page after that are not seen by device reads until the page is
- * invalidated; device writes go through to the host page and the copy.
+ * invalidated; device writes go through to the host page and the copy,
+ * and device atomic adds read the host word, not the copy.
  */
 #ifndef UMN_MIRROR_H
 #define UMN_MIRROR_H
@@ -200,8 +201,14 @@ int umn_mirror_write(struct umn_mirror *m, uintptr_t addr, const void *buf,
  * @add:  the addend.
  * @old:  if not NULL, the value before the add.
  *
- * Atomic with respect to the other device accesses of @m (not to CPU
- * accesses); goes through to the host page like umn_mirror_write().
+ * Works on the host word as it is at the call, not on the device's copy
+ * of the page (which CPU stores since the fault are not in): under the
+ * mirror lock, reads the host word, adds, and writes the sum to the host
+ * page and to the copy.  So it is atomic with respect to the other device
+ * accesses of @m, and a CPU store that finished before the call is never
+ * lost; a CPU store to the word while the add runs may be (the CPU does
+ * not see the device's atomics, as with a device on a bus that is not
+ * coherent), so do not mix the two on one word without your own ordering.
  *
  * Context: any thread (a device thread), not inside a callback.
  * Return: 0; -EINVAL (NULL @m, unaligned @addr); -ENOTSUP; -EFAULT;

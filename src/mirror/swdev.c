@@ -273,13 +273,20 @@ struct add {
 	uint64_t add, old;
 };
 
+/*
+ * The host word, not the copy: CPU stores since the fault are not in the
+ * copy, and adding to it would write an old value back over them.  Under
+ * the mirror lock, so no other device access of the mirror comes between
+ * the read and the write.
+ */
 static int add_fn(struct entry *e, size_t off, void *arg)
 {
 	struct add *a = arg;
 	uint64_t v;
-	int err;
+	int err = umn__mirror_host_read(a->addr, &a->old, sizeof(a->old));
 
-	memcpy(&a->old, e->data + off, sizeof(v));
+	if (err)
+		return err;
 	v = a->old + a->add;
 	err = host_write(a->addr, &v, sizeof(v));
 	if (!err)

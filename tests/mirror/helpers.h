@@ -105,6 +105,23 @@ static inline long check_regions_live(struct umn_mirror *m)
 	return n;
 }
 
+/*
+ * On a space the test drives: unmap a map_guarded() mapping as the monitor
+ * would (an UNMAP walk first), then free the mirror, which must have no
+ * region left, and the space.
+ */
+static inline void user_teardown(struct umn_mm *mm, struct umn_mirror *m,
+				 char *p, size_t pages)
+{
+	assert_int_equal(umn_invalidate(mm, (uintptr_t)p - PG,
+					(uintptr_t)p + (pages + 1) * PG,
+					UMN_EVENT_UNMAP), 0);
+	unmap_guarded(p, pages);
+	assert_int_equal(umn_mirror_regions(m, NULL, 0), 0);
+	assert_int_equal(umn_mirror_free(m), 0);
+	assert_int_equal(umn_mm_free(mm), 0);
+}
+
 static inline struct umn_mirror_stats mirror_stats(struct umn_mirror *m)
 {
 	struct umn_mirror_stats st;
