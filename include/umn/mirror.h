@@ -26,6 +26,16 @@
  * mirrored page after that are not seen by device reads until the page is
  * invalidated; device writes go through to the host page and the copy,
  * and device atomic adds read the host word, not the copy.
+ *
+ * fork(): in the child, a mirror made before the fork is stale.  Its
+ * regions watch nothing there (the child's process space starts over
+ * empty, umn_mm_atfork()), and its lock may be held by a thread of the
+ * parent that the child does not have.  Every call on it returns -ESTALE
+ * without touching it, umn_mirror_free() included (its memory is the
+ * child's copy of the parent's, gone when the child exits or execs).  A
+ * mirror made in the child works.  Only fork() is detected (a
+ * pthread_atfork() handler); a child made by a raw clone() or
+ * syscall(SYS_fork) must not use the parent's mirrors, as with the space.
  */
 #ifndef UMN_MIRROR_H
 #define UMN_MIRROR_H
@@ -135,7 +145,7 @@ struct umn_mirror *umn_mirror_new(struct umn_mm *mm,
  * Context: any thread, outside the callbacks of the space and with no
  *          device access in progress on @m.  Waits.
  * Return: 0; -EINVAL if @m is NULL; -EDEADLK from inside a callback of the
- *         space (nothing is freed then).
+ *         space, -ESTALE in the child of a fork() (nothing is freed then).
  */
 int umn_mirror_free(struct umn_mirror *m);
 
@@ -154,7 +164,8 @@ int umn_mirror_free(struct umn_mirror *m);
  *          an invalidation in progress; allocates.
  * Return: 0; -EINVAL for a NULL @m or bad @access; -EFAULT if the page is
  *         not mapped; -EACCES if its mapping does not allow @access;
- *         -ENOMEM; or an error from ->install().
+ *         -ENOMEM; -ESTALE in the child of a fork(); or an error from
+ *         ->install().
  */
 int umn_mirror_fault(struct umn_mirror *m, uintptr_t addr, unsigned access);
 
@@ -169,9 +180,9 @@ int umn_mirror_fault(struct umn_mirror *m, uintptr_t addr, unsigned access);
  *
  * Context: any thread (a device thread), not inside a callback.
  * Return: 0; -EINVAL (NULL argument, zero or wrapping length); -ENOTSUP if
- *         @m has another device; -EFAULT or -EACCES from the device fault
- *         of a page that is not mapped or not readable (bytes of earlier
- *         pages may have been copied).
+ *         @m has another device; -ESTALE in the child of a fork(); -EFAULT
+ *         or -EACCES from the device fault of a page that is not mapped or
+ *         not readable (bytes of earlier pages may have been copied).
  */
 int umn_mirror_read(struct umn_mirror *m, uintptr_t addr, void *buf,
 		    size_t len);
@@ -187,9 +198,9 @@ int umn_mirror_read(struct umn_mirror *m, uintptr_t addr, void *buf,
  * under the mirror lock, so an invalidation sees it done or not begun.
  *
  * Context: any thread (a device thread), not inside a callback.
- * Return: 0; -EINVAL; -ENOTSUP if @m has another device; -EFAULT if a page
- *         is not mapped; -EACCES if one is not writable (earlier pages may
- *         have been written).
+ * Return: 0; -EINVAL; -ENOTSUP if @m has another device; -ESTALE in the
+ *         child of a fork(); -EFAULT if a page is not mapped; -EACCES if
+ *         one is not writable (earlier pages may have been written).
  */
 int umn_mirror_write(struct umn_mirror *m, uintptr_t addr, const void *buf,
 		     size_t len);
@@ -211,8 +222,8 @@ int umn_mirror_write(struct umn_mirror *m, uintptr_t addr, const void *buf,
  * coherent), so do not mix the two on one word without your own ordering.
  *
  * Context: any thread (a device thread), not inside a callback.
- * Return: 0; -EINVAL (NULL @m, unaligned @addr); -ENOTSUP; -EFAULT;
- *         -EACCES.
+ * Return: 0; -EINVAL (NULL @m, unaligned @addr); -ENOTSUP; -ESTALE in
+ *         the child of a fork(); -EFAULT; -EACCES.
  */
 int umn_mirror_atomic_add(struct umn_mirror *m, uintptr_t addr, uint64_t add,
 			  uint64_t *old);
@@ -224,7 +235,8 @@ int umn_mirror_atomic_add(struct umn_mirror *m, uintptr_t addr, uint64_t add,
  *
  * Context: any thread, not inside a callback of the space (takes the
  *          mirror lock).
- * Return: 0, or -EINVAL if an argument is NULL.
+ * Return: 0; -EINVAL if an argument is NULL; -ESTALE in the child of a
+ *         fork().
  */
 int umn_mirror_stats(struct umn_mirror *m, struct umn_mirror_stats *stats);
 
@@ -238,8 +250,9 @@ int umn_mirror_stats(struct umn_mirror *m, struct umn_mirror_stats *stats);
  * its last update asked for.  At most @max ranges are written, in no order.
  *
  * Context: any thread, not inside a callback of the space.
- * Return: the number of live regions (may exceed @max), or -EINVAL if @m is
- *         NULL or @out is NULL with a non-zero @max.
+ * Return: the number of live regions (may exceed @max); -EINVAL if @m is
+ *         NULL or @out is NULL with a non-zero @max; -ESTALE in the child
+ *         of a fork().
  */
 long umn_mirror_regions(struct umn_mirror *m, struct umn_mirror_region *out,
 			size_t max);

@@ -30,6 +30,21 @@
 
 #define DEFAULT_CHUNK (2ul << 20)
 
+atomic_ulong umn__mirror_forks;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static int fork_registered;         /* written once, under fork_once */
+
+/* The only thread of a new child: every mirror it inherited is stale. */
+static void fork_child(void)
+{
+	atomic_fetch_add_explicit(&umn__mirror_forks, 1, memory_order_relaxed);
+}
+
+static void fork_register(void)
+{
+	fork_registered = pthread_atfork(NULL, NULL, fork_child) == 0;
+}
+
 struct umn_mirror *umn_mirror_new(struct umn_mm *mm,
 				  const struct umn_mirror_config *cfg)
 {
@@ -42,12 +57,14 @@ struct umn_mirror *umn_mirror_new(struct umn_mm *mm,
 		errno = EINVAL;
 		return NULL;
 	}
-	m = calloc(1, sizeof(*m));
+	pthread_once(&fork_once, fork_register);
+	m = fork_registered ? calloc(1, sizeof(*m)) : NULL;
 	if (!m) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	pthread_mutex_init(&m->lock, NULL);
+	m->forks = atomic_load_relaxed(&umn__mirror_forks);
 	m->mm = mm;
 	m->page = (size_t)page;
 	m->chunk = chunk;
@@ -64,6 +81,8 @@ int umn_mirror_free(struct umn_mirror *m)
 
 	if (!m)
 		return -EINVAL;
+	if (umn__mirror_stale(m))
+		return -ESTALE;
 	err = umn_synchronize(m->mm);
 	if (err)
 		return err;
@@ -216,6 +235,8 @@ int umn_mirror_fault(struct umn_mirror *m, uintptr_t addr, unsigned access)
 	if (!m || (access != UMN_MIRROR_READ &&
 		   access != (UMN_MIRROR_READ | UMN_MIRROR_WRITE)))
 		return -EINVAL;
+	if (umn__mirror_stale(m))
+		return -ESTALE;
 	page = addr & ~(m->page - 1);
 	e = umn__mirror_entry_get(m);
 	if (!e)
@@ -258,6 +279,8 @@ int umn_mirror_stats(struct umn_mirror *m, struct umn_mirror_stats *stats)
 {
 	if (!m || !stats)
 		return -EINVAL;
+	if (umn__mirror_stale(m))
+		return -ESTALE;
 	pthread_mutex_lock(&m->lock);
 	*stats = m->st;
 	pthread_mutex_unlock(&m->lock);
@@ -271,6 +294,8 @@ long umn_mirror_regions(struct umn_mirror *m, struct umn_mirror_region *out,
 
 	if (!m || (!out && max))
 		return -EINVAL;
+	if (umn__mirror_stale(m))
+		return -ESTALE;
 	pthread_mutex_lock(&m->lock);
 	for (struct region *r = m->regions; r; r = r->next, n++) {
 		if ((size_t)n < max) {

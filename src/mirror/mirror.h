@@ -27,16 +27,26 @@
  * invalidation may come from inside free() (glibc trimming its heap), and
  * freeing there would re-enter the allocator.  Zapped device entries go to
  * a free list, released regions to the pool.
+ *
+ * Fork: the child's copy of a mirror is stale (its regions are not in the
+ * child's space, which started over), and its lock may be held by a thread
+ * the child does not have.  umn__mirror_forks counts the forks that made
+ * this process (a pthread_atfork() child handler adds one); a mirror
+ * remembers the count it was made under, and every entry point compares
+ * the two before it takes the lock: -ESTALE in a child.
  */
 #ifndef UMN_SRC_MIRROR_H
 #define UMN_SRC_MIRROR_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <umn/mirror.h>
+
+#include "sys/atomic.h"
 
 enum region_state { REGION_FREE, REGION_LIVE, REGION_DEAD };
 
@@ -64,6 +74,7 @@ struct entry {
 struct umn_mirror {
 	pthread_mutex_t lock;
 	struct umn_mm *mm;
+	unsigned long forks;        /* umn__mirror_forks when it was made */
 	size_t page, chunk;
 	const struct umn_mirror_device_ops *ops; /* NULL: the software device */
 	void *dev;
@@ -75,6 +86,20 @@ struct umn_mirror {
 	struct entry *all_entries;
 	struct umn_mirror_stats st;
 };
+
+/* fault.c: is @m a copy made by fork(), unusable here? */
+extern atomic_ulong umn__mirror_forks;
+
+static inline bool umn__mirror_stale(const struct umn_mirror *m)
+{
+	/*
+	 * Relaxed: the count changes only in the child handler, on the only
+	 * thread of a new child, before any other code of the child runs;
+	 * threads the child makes later are ordered after it by
+	 * pthread_create().  In the parent it never changes.
+	 */
+	return atomic_load_relaxed(&umn__mirror_forks) != m->forks;
+}
 
 /* region.c */
 extern const struct umn_interval_ops umn__mirror_region_ops;

@@ -165,6 +165,8 @@ static bool region_invalidate(struct umn_interval *sub,
 	struct umn_mirror *m = r->m;
 	uintptr_t lo, hi;
 
+	if (umn__mirror_stale(m))
+		return true; /* a space the child did not start over */
 	if (range->flags & UMN_RANGE_BLOCKABLE)
 		pthread_mutex_lock(&m->lock);
 	else if (pthread_mutex_trylock(&m->lock))
@@ -193,6 +195,8 @@ static void region_release(struct umn_interval *sub)
 	struct region *r = (struct region *)sub;
 	struct umn_mirror *m = r->m;
 
+	if (umn__mirror_stale(m))
+		return;
 	pthread_mutex_lock(&m->lock);
 	r->state = REGION_FREE;
 	r->gen++;

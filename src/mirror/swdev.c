@@ -229,7 +229,9 @@ static int check_span(struct umn_mirror *m, uintptr_t addr, const void *buf,
 {
 	if (!m || !buf || !len || addr + len < addr)
 		return -EINVAL;
-	return m->ops ? -ENOTSUP : 0;
+	if (m->ops)
+		return -ENOTSUP;
+	return umn__mirror_stale(m) ? -ESTALE : 0;
 }
 
 static int access_span(struct umn_mirror *m, uintptr_t addr, void *buf,
@@ -304,6 +306,8 @@ int umn_mirror_atomic_add(struct umn_mirror *m, uintptr_t addr, uint64_t add,
 		return -EINVAL;
 	if (m->ops)
 		return -ENOTSUP;
+	if (umn__mirror_stale(m))
+		return -ESTALE;
 	err = access_page(m, addr, UMN_MIRROR_READ | UMN_MIRROR_WRITE, add_fn,
 			  &a);
 	if (!err && old)

@@ -429,6 +429,52 @@ static void anon_write_child(void **state)
 	unmap_guarded(child_buf, PAGES);
 }
 
+/*
+ * The parent's mirror in the child: its regions are not in the child's
+ * process space (which starts over empty), so no change of the child's
+ * memory reaches them.  Every call refuses with -ESTALE instead of serving
+ * the parent's copies; a mirror made in the child works.
+ */
+static int child_uses_parent_mirror(void)
+{
+	struct umn_mirror_stats st;
+	struct umn_mirror *m;
+	uint64_t v = 0;
+	int bad = 0;
+
+	/* New content at the same addresses, which nothing tells the mirror. */
+	if (mmap(child_buf, PAGES * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+		 MAP_ANONYMOUS | MAP_FIXED, -1, 0) != child_buf)
+		return 1;
+	fill_pattern(child_buf, PAGES * PG, 16);
+	bad |= (umn_mirror_read(mirror, at(child_buf, 1), &v, 8) != -ESTALE) << 1;
+	bad |= (umn_mirror_write(mirror, at(child_buf, 1), &v, 8) != -ESTALE) << 2;
+	bad |= (umn_mirror_atomic_add(mirror, at(child_buf, 1), 1, NULL) !=
+		-ESTALE) << 3;
+	bad |= (umn_mirror_fault(mirror, at(child_buf, 1), UMN_MIRROR_READ) !=
+		-ESTALE) << 4;
+	bad |= (umn_mirror_stats(mirror, &st) != -ESTALE) << 5;
+	bad |= (umn_mirror_regions(mirror, NULL, 0) != -ESTALE) << 6;
+	bad |= (umn_mirror_free(mirror) != -ESTALE) << 7;
+	m = umn_mirror_new(umn_mm_process(), NULL);
+	if (!m)
+		return bad | 1;
+	bad |= (umn_mirror_read(m, at(child_buf, 1), &v, 8) != 0 ||
+		v != pattern(16, at(child_buf, 1))) << 8;
+	bad |= (umn_mirror_free(m) != 0) << 9;
+	return bad;
+}
+
+static void parent_mirror_in_child(void **state)
+{
+	child_buf = map_guarded(PAGES, 15);
+	check_device(mirror, child_buf, PAGES * PG, 15);
+	in_child(child_uses_parent_mirror, NULL);
+	check_device(mirror, child_buf, PAGES * PG, 15);
+	unmap_guarded(child_buf, PAGES);
+	assert_int_equal(umn_mirror_regions(mirror, NULL, 0), 0);
+}
+
 static void bad_arguments(void **state)
 {
 	struct umn_mirror_config cfg = { .chunk = 3 * PG };
@@ -473,6 +519,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(anon_write_prot, setup, teardown),
 		cmocka_unit_test_setup_teardown(anon_write_huge, setup, teardown),
 		cmocka_unit_test_setup_teardown(anon_write_child, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(parent_mirror_in_child, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
 	};
