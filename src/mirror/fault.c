@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "mirror/mirror.h"
+#include "sys/debug.h"
 
 #define DEFAULT_CHUNK (2ul << 20)
 
@@ -100,9 +101,13 @@ int umn_mirror_free(struct umn_mirror *m)
 		pthread_mutex_unlock(&m->lock);
 		if (!r)
 			break;
-		umn_interval_remove(&r->sub);
+		/* LIVE until now, so inserted and neither put nor removed;
+		 * not inside a callback of the space (synchronize said so). */
+		err = umn_interval_remove(&r->sub);
+		UMN_BUG_ON(err);
 	}
-	umn_synchronize(m->mm); /* the releases of the regions put */
+	err = umn_synchronize(m->mm); /* the releases of the regions put */
+	UMN_BUG_ON(err);
 	if (m->ops)
 		m->ops->zap(m->dev, 0, UINTPTR_MAX);
 	umn__mirror_swdev_free(m);

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 
 #include "mirror/mirror.h"
+#include "sys/debug.h"
 
 static bool region_invalidate(struct umn_interval *sub,
 			      const struct umn_range *range,
@@ -87,13 +88,21 @@ static struct region *pool_take_locked(struct umn_mirror *m)
 	return r;
 }
 
+/*
+ * A LIVE region is inserted (or its insert is deferred) and neither put
+ * nor removed: only this file and umn_mirror_free() put or remove one, and
+ * they make it DEAD first, under the lock.  @start < @end lie in its range,
+ * which lies in the address space.  So the update cannot fail; in the child
+ * of a fork, where the space forgot it, nothing gets this far (-ESTALE).
+ */
 static void trim_locked(struct region *r, uintptr_t start, uintptr_t end)
 {
-	if (umn_interval_update(&r->sub, start, end - start) == 0) {
-		r->start = start;
-		r->end = end;
-		r->m->st.updated++;
-	}
+	int err = umn_interval_update(&r->sub, start, end - start);
+
+	UMN_BUG_ON(err);
+	r->start = start;
+	r->end = end;
+	r->m->st.updated++;
 }
 
 static void region_split_locked(struct region *r, uintptr_t lo, uintptr_t hi)
@@ -119,14 +128,27 @@ static void region_split_locked(struct region *r, uintptr_t lo, uintptr_t hi)
 	}
 }
 
+/*
+ * As for trim_locked(): a LIVE region made DEAD by the caller, whose ops
+ * have ->release.  Inside ->invalidate() the release waits for the end of
+ * the walks; outside, it may run before the put returns, so no mirror lock
+ * may be held then.
+ */
+static void region_put(struct region *r)
+{
+	int err = umn_interval_put(&r->sub);
+
+	UMN_BUG_ON(err);
+}
+
 /* @lo, @hi: the overlap of the range unmapped with [r->start, r->end). */
 static void region_unmap_locked(struct region *r, uintptr_t lo, uintptr_t hi)
 {
 	if (lo == r->start && hi == r->end) {
 		unlink_locked(r);
 		r->state = REGION_DEAD;
-		if (umn_interval_put(&r->sub) == 0)
-			r->m->st.puts++;
+		region_put(r);
+		r->m->st.puts++;
 	} else if (lo == r->start) {
 		trim_locked(r, hi, r->end);
 	} else if (hi == r->end) {
@@ -268,19 +290,17 @@ int umn__mirror_region_add_locked(struct umn_mirror *m, uintptr_t start,
 void umn__mirror_region_drop(struct umn_mirror *m, struct region *r,
 			     unsigned long gen)
 {
-	bool put = false;
+	bool put;
 
 	pthread_mutex_lock(&m->lock);
-	if (r->gen == gen && r->state == REGION_LIVE) {
+	put = r->gen == gen && r->state == REGION_LIVE;
+	if (put) {
 		umn__mirror_zap_locked(m, r->start, r->end);
 		unlink_locked(r);
 		r->state = REGION_DEAD;
-		put = true;
+		m->st.puts++;
 	}
 	pthread_mutex_unlock(&m->lock);
-	if (put && umn_interval_put(&r->sub) == 0) {
-		pthread_mutex_lock(&m->lock);
-		m->st.puts++;
-		pthread_mutex_unlock(&m->lock);
-	}
+	if (put)
+		region_put(r);
 }
