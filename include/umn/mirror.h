@@ -92,6 +92,9 @@ struct umn_mirror_config {
  * @faults:        device faults handled (successful or not).
  * @fault_errors:  device faults that returned an error.
  * @retries:       sequence-protocol retries.
+ * @maps_reads:    reads of /proc/self/maps by device faults (one a fault
+ *                 into a region, two when the fault inserts a region
+ *                 larger than the mapping and clips it).
  * @inserted:      regions inserted on a device fault.
  * @updated:       regions trimmed with umn_interval_update().
  * @splits:        regions split in two (a second region inserted).
@@ -104,7 +107,7 @@ struct umn_mirror_config {
  * @entries:       device entries installed now (software device only).
  */
 struct umn_mirror_stats {
-	unsigned long faults, fault_errors, retries;
+	unsigned long faults, fault_errors, retries, maps_reads;
 	unsigned long inserted, updated, splits, puts, released;
 	unsigned long invalidations, zapped, accesses;
 	unsigned long regions, entries;
@@ -157,7 +160,9 @@ int umn_mirror_free(struct umn_mirror *m);
  *
  * Finds or creates the region covering @addr, then runs the sequence
  * protocol and installs the device entry of the page with the permissions
- * of its mapping, read from /proc/self/maps after umn_read_begin().
+ * of its mapping, read from /proc/self/maps after umn_read_begin() (once;
+ * twice when the fault creates a region and clips it to the mapping).  A
+ * fault that fails leaves no region of its own behind.
  *
  * Context: a device thread, not inside a callback and not while holding a
  *          lock that an invalidation of the space may take.  May wait for

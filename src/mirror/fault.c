@@ -4,26 +4,35 @@
  *
  * A device fault at @page, with the sequence protocol of the core:
  *
- *   find or insert the LIVE region holding @page     (mirror lock)
- *   seq = umn_read_begin(region)                     (no lock: may wait)
- *   /proc/self/maps: @page's permissions, and is the whole region mapped?
+ *   find the LIVE region holding @page, or insert one      (mirror lock)
+ *     over the aligned chunk around it, clipped to the live
+ *     neighbours, if mincore() says @page is mapped at all
+ *   seq = umn_read_begin(region)                           (no lock: may wait)
+ *   /proc/self/maps: @page's mapping and permissions; is the region all
+ *     mapped (and, unchecked, inside @page's mapping)?  If not, clip it to
+ *     @page's mapping and start over
  *   process_vm_readv() of the host page
  *   mirror lock; same region, still LIVE, !umn_read_retry(region, seq)?
  *       no  -> unlock, start over
- *       yes -> install the entry; unlock
+ *       yes -> the region is checked; install the entry; unlock
  *
- * Why the region is checked against /proc/self/maps after read_begin: its
- * range was chosen from an earlier read of the maps, and an unmap between
- * that read and the insert reached no subscription (or the insert was
- * deferred behind the walk of that very unmap).  read_begin returns only
- * once the insert is applied, so every unmap after it reaches the region;
- * what the maps show after read_begin is therefore all the region will
- * ever miss.  A region not wholly mapped then is dropped and the fault
- * starts over with a new one, so no region is left over unmapped memory.
+ * Why the region's range is settled by a read of the maps after
+ * read_begin: read_begin returns only once the insert (and any update) is
+ * applied, so every unmap after it reaches the region; what the maps show
+ * after read_begin is therefore all the region will ever miss.  A range
+ * read from the maps before the insert could miss an unmap between the
+ * two.  So a fault reads the maps once, after read_begin, for both the
+ * range and the permissions; twice when it inserts a chunk wider than the
+ * mapping (the clip, then the read of the clipped region).
+ *
+ * A region a fault inserts is that fault's to check (mirror.h): it checks
+ * it, or drops it before it returns, when it fails (no entry came from
+ * the region) or when the region was never checked (another one served).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "mirror/mirror.h"
@@ -120,58 +129,96 @@ int umn_mirror_free(struct umn_mirror *m)
 	return 0;
 }
 
-/* The chunk around @page, clipped to its mapping and to the neighbours. */
-static int region_create(struct umn_mirror *m, uintptr_t page,
-			 struct region **out, unsigned long *gen)
-{
-	struct maps_result res;
-	uintptr_t start = page & ~(m->chunk - 1), end = start + m->chunk;
-	struct region *r;
-	int err = umn__mirror_maps(page, 0, 0, &res);
+/* What one device fault carries through its retries. */
+struct fault {
+	struct umn_mirror *m;
+	uintptr_t page;
+	unsigned access;
+	struct entry *e;
+	struct region *made;        /* the region it inserted, or NULL */
+	unsigned long made_gen;
+	unsigned long maps_reads;
+	bool seen;                  /* the maps showed the region mapped */
+};
 
-	if (err)
-		return err;
-	if (!res.found)
-		return -EFAULT;
+/* fault_read() results besides 0 and -errno. */
+#define FAULT_RETRY    1            /* start over from the lookup */
+#define FAULT_UNMAPPED 2            /* the page is not mapped: -EFAULT */
+
+/* The chunk around the page, clipped to the live neighbours. */
+static int region_create_locked(struct fault *f, struct region **out)
+{
+	struct umn_mirror *m = f->m;
+	uintptr_t start = f->page & ~(m->chunk - 1), end = start + m->chunk;
+
 	if (end < start)
 		end = UINTPTR_MAX & ~(m->page - 1);
-	start = start > res.start ? start : res.start;
-	end = end < res.end ? end : res.end;
-	pthread_mutex_lock(&m->lock);
-	r = umn__mirror_region_find_locked(m, page);
-	if (!r) {
-		for (struct region *q = m->regions; q; q = q->next) {
-			if (q->end <= page && q->end > start)
-				start = q->end;
-			if (q->start > page && q->start < end)
-				end = q->start;
-		}
-		err = umn__mirror_region_add_locked(m, start, end, &r);
+	for (struct region *q = m->regions; q; q = q->next) {
+		if (q->end <= f->page && q->end > start)
+			start = q->end;
+		if (q->start > f->page && q->start < end)
+			end = q->start;
 	}
-	if (!err) {
-		*out = r;
-		*gen = r->gen;
-	}
-	pthread_mutex_unlock(&m->lock);
-	return err;
+	return umn__mirror_region_add_locked(m, start, end, out);
 }
 
-static int region_get(struct umn_mirror *m, uintptr_t page,
-		      struct region **out, unsigned long *gen)
+static struct region *region_find(struct fault *f, unsigned long *gen)
 {
 	struct region *r;
+
+	pthread_mutex_lock(&f->m->lock);
+	r = umn__mirror_region_find_locked(f->m, f->page);
+	if (r)
+		*gen = r->gen;
+	pthread_mutex_unlock(&f->m->lock);
+	return r;
+}
+
+/* Is the page mapped at all?  mincore() fails with ENOMEM where not. */
+static bool page_mapped(const struct fault *f)
+{
+	unsigned char vec;
+
+	return mincore((void *)f->page, f->m->page, &vec) == 0 ||
+	       errno != ENOMEM;
+}
+
+/*
+ * The LIVE region holding the page, inserted if there is none and the
+ * page is mapped.  A region this fault inserted before and that lost the
+ * page meanwhile (an unmap trimmed it) was never checked against the maps:
+ * it is dropped.
+ */
+static int region_get(struct fault *f, struct region **out,
+		      unsigned long *gen)
+{
+	struct umn_mirror *m = f->m;
+	struct region *old = f->made;
+	unsigned long old_gen = f->made_gen;
 	int err = umn__mirror_region_prealloc(m);
 
 	if (err)
 		return err;
+	*out = region_find(f, gen);
+	if (*out)
+		return 0;
+	if (!page_mapped(f))
+		return -EFAULT;
 	pthread_mutex_lock(&m->lock);
-	r = umn__mirror_region_find_locked(m, page);
-	if (r) {
-		*out = r;
-		*gen = r->gen;
+	*out = umn__mirror_region_find_locked(m, f->page);
+	if (!*out) {
+		err = region_create_locked(f, out);
+		if (!err) {
+			f->made = *out;
+			f->made_gen = (*out)->gen;
+		}
 	}
+	if (!err)
+		*gen = (*out)->gen;
 	pthread_mutex_unlock(&m->lock);
-	return r ? 0 : region_create(m, page, out, gen);
+	if (old && f->made != old)
+		umn__mirror_region_drop(m, old, old_gen, false);
+	return err;
 }
 
 static bool same_live_locked(struct region *r, unsigned long gen)
@@ -180,61 +227,122 @@ static bool same_live_locked(struct region *r, unsigned long gen)
 }
 
 /*
- * Steps 2-3 of the fault: after read_begin, the permissions and the host
- * page.  Returns 1 when the region must be dropped and the fault retried,
- * 0 or -errno otherwise (the error stands only if the retry check passes).
+ * After read_begin, the maps say the region is over memory that is not
+ * all mapped (or, unchecked, over more than the page's mapping): clip it
+ * to the page's mapping, which checks it.  The update makes the read
+ * retry, and the next read_begin waits for it to be applied.
  */
-static int fault_read(struct umn_mirror *m, struct region *r,
-		      unsigned long gen, uintptr_t page, unsigned access,
-		      struct entry *e)
+static int fault_clip(struct fault *f, struct region *r, unsigned long gen,
+		      const struct maps_result *res)
 {
+	struct umn_mirror *m = f->m;
+
+	pthread_mutex_lock(&m->lock);
+	if (same_live_locked(r, gen))
+		umn__mirror_region_clip_locked(r, f->page, res->start, res->end);
+	pthread_mutex_unlock(&m->lock);
+	return FAULT_RETRY;
+}
+
+/*
+ * After read_begin: the permissions and the host page.  Returns 0 or
+ * -errno (which stands only if the retry check passes), FAULT_RETRY or
+ * FAULT_UNMAPPED.
+ */
+static int fault_read(struct fault *f, struct region *r, unsigned long gen)
+{
+	struct umn_mirror *m = f->m;
 	struct maps_result res;
 	uintptr_t start, end;
-	bool live;
+	bool live, checked;
 	int err;
 
 	pthread_mutex_lock(&m->lock);
 	live = same_live_locked(r, gen);
+	checked = r->checked;
 	start = r->start;
 	end = r->end;
 	pthread_mutex_unlock(&m->lock);
 	/*
 	 * An invalidation between the lookup and read_begin may have trimmed
-	 * @page out of the region: an entry installed for it would then be
+	 * the page out of the region: an entry installed for it would then be
 	 * watched by no region at all.  Look again.
 	 */
-	if (!live || page < start || page >= end)
-		return 1;
-	err = umn__mirror_maps(page, start, end, &res);
+	if (!live || f->page < start || f->page >= end)
+		return FAULT_RETRY;
+	f->maps_reads++;
+	err = umn__mirror_maps(f->page, start, end, &res);
 	if (err)
 		return err;
-	if (!res.covered) {
-		umn__mirror_region_drop(m, r, gen);
-		return res.found ? 1 : -EFAULT;
+	if (!res.found) {
+		umn__mirror_region_drop(m, r, gen, true);
+		return FAULT_UNMAPPED;
 	}
-	if ((access & ~res.prot) != 0)
+	/*
+	 * An unchecked region must lie in the page's own mapping: the chunk
+	 * may reach into mappings whose changes the space never hears of
+	 * (on a space the caller drives, all but its own).
+	 */
+	if (!res.covered || (!checked && (start < res.start || end > res.end)))
+		return fault_clip(f, r, gen, &res);
+	f->seen = true;
+	if ((f->access & ~res.prot) != 0)
 		return -EACCES;
-	e->prot = res.prot;
-	return umn__mirror_host_read(page, e->data, m->page);
+	f->e->prot = res.prot;
+	return umn__mirror_host_read(f->page, f->e->data, m->page);
 }
 
-static int fault_install_locked(struct umn_mirror *m, struct entry **e,
-				uintptr_t page)
+static int fault_install_locked(struct fault *f)
 {
-	int err = 0;
+	struct umn_mirror *m = f->m;
 
-	if (m->ops) {
-		err = m->ops->install(m->dev, page, (*e)->data, (*e)->prot);
+	if (m->ops)
+		return m->ops->install(m->dev, f->page, f->e->data, f->e->prot);
+	f->e = umn__mirror_install_locked(m, f->e, f->page, f->e->prot);
+	return 0;
+}
+
+/* The fault's loop; returns the region it installed through in *@used. */
+static int fault_run(struct fault *f, struct region **used)
+{
+	struct umn_mirror *m = f->m;
+
+	for (;;) {
+		struct region *r;
+		unsigned long gen, seq;
+		int err = region_get(f, &r, &gen);
+
+		if (err == -EAGAIN)
+			continue; /* the pool ran dry under us: refill it */
+		if (err)
+			return err;
+		seq = umn_read_begin(&r->sub);
+		f->seen = false;
+		err = fault_read(f, r, gen);
+		if (err == FAULT_RETRY)
+			continue;
+		if (err == FAULT_UNMAPPED)
+			return -EFAULT;
+		pthread_mutex_lock(&m->lock);
+		if (!same_live_locked(r, gen) || umn_read_retry(&r->sub, seq)) {
+			m->st.retries++;
+			pthread_mutex_unlock(&m->lock);
+			continue;
+		}
+		if (f->seen)
+			r->checked = true; /* the maps read after read_begin stands */
+		if (!err)
+			err = fault_install_locked(f);
+		pthread_mutex_unlock(&m->lock);
+		*used = r;
 		return err;
 	}
-	*e = umn__mirror_install_locked(m, *e, page, (*e)->prot);
-	return 0;
 }
 
 int umn_mirror_fault(struct umn_mirror *m, uintptr_t addr, unsigned access)
 {
-	uintptr_t page;
-	struct entry *e;
+	struct fault f = { .m = m, .access = access };
+	struct region *used = NULL;
 	int err;
 
 	if (!m || (access != UMN_MIRROR_READ &&
@@ -242,40 +350,25 @@ int umn_mirror_fault(struct umn_mirror *m, uintptr_t addr, unsigned access)
 		return -EINVAL;
 	if (umn__mirror_stale(m))
 		return -ESTALE;
-	page = addr & ~(m->page - 1);
-	e = umn__mirror_entry_get(m);
-	if (!e)
+	f.page = addr & ~(m->page - 1);
+	f.e = umn__mirror_entry_get(m);
+	if (!f.e)
 		return -ENOMEM;
-	for (;;) {
-		struct region *r;
-		unsigned long gen, seq;
-
-		err = region_get(m, page, &r, &gen);
-		if (err == -EAGAIN)
-			continue; /* the pool ran dry under us: refill it */
-		if (err)
-			break;
-		seq = umn_read_begin(&r->sub);
-		err = fault_read(m, r, gen, page, access, e);
-		if (err == 1)
-			continue;
-		pthread_mutex_lock(&m->lock);
-		if (!same_live_locked(r, gen) || umn_read_retry(&r->sub, seq)) {
-			m->st.retries++;
-			pthread_mutex_unlock(&m->lock);
-			continue;
-		}
-		if (!err)
-			err = fault_install_locked(m, &e, page);
-		pthread_mutex_unlock(&m->lock);
-		break;
-	}
+	/* The last page: no region can hold it (its end would be 0). */
+	err = f.page > UINTPTR_MAX - m->page ? -EFAULT : fault_run(&f, &used);
+	/*
+	 * A region this fault inserted goes if the fault failed (no entry
+	 * came from it), or if it was never checked (another region served).
+	 */
+	if (f.made && (err || used != f.made))
+		umn__mirror_region_drop(m, f.made, f.made_gen, err != 0);
 	pthread_mutex_lock(&m->lock);
 	m->st.faults++;
+	m->st.maps_reads += f.maps_reads;
 	if (err)
 		m->st.fault_errors++;
-	if (e)
-		umn__mirror_entry_put_locked(m, e);
+	if (f.e)
+		umn__mirror_entry_put_locked(m, f.e);
 	pthread_mutex_unlock(&m->lock);
 	return err;
 }

@@ -3,7 +3,8 @@
  * maps — where a device fault learns what is mapped and with which
  * permissions: one pass over /proc/self/maps, read with open/read into a
  * buffer on the stack (no stdio, no malloc: a fault must not allocate while
- * it decides, and reads lines of any length).
+ * it decides, and reads lines of any length), up to the first line past
+ * what it asks about.
  *
  * The kernel writes the lines sorted by address; consecutive mappings with
  * no gap between them form one "run", and [start, end) is covered when one
@@ -40,18 +41,23 @@ static const char *hex(const char *s, uintptr_t *out)
 	return s;
 }
 
-/* "start-end rwxp ..." */
-static void maps_line(struct maps_scan *sc, const char *s)
+/*
+ * "start-end rwxp ...".  Returns true once the lines read say all there is
+ * to know: one that ends at or past both the page and the range's end.
+ * The page's mapping is then found or not, and the range is covered or
+ * not (a later line may only extend the run, which already reaches it).
+ */
+static bool maps_line(struct maps_scan *sc, const char *s)
 {
 	uintptr_t start, end;
 	unsigned prot = 0;
 
 	s = hex(s, &start);
 	if (*s++ != '-')
-		return;
+		return false;
 	s = hex(s, &end);
 	if (*s++ != ' ' || start >= end)
-		return;
+		return false;
 	if (s[0] == 'r')
 		prot |= UMN_MIRROR_READ;
 	if (s[0] && s[1] == 'w')
@@ -68,6 +74,7 @@ static void maps_line(struct maps_scan *sc, const char *s)
 		sc->res->end = end;
 		sc->res->prot = prot;
 	}
+	return end > sc->page && end >= sc->want_end;
 }
 
 /**
@@ -111,7 +118,10 @@ int umn__mirror_maps(uintptr_t page, uintptr_t start, uintptr_t end,
 		for (ssize_t i = 0; i < n; i++) {
 			if (buf[i] == '\n') {
 				line[used] = '\0';
-				maps_line(&sc, line);
+				if (maps_line(&sc, line)) {
+					close(fd);
+					return 0;
+				}
 				used = 0;
 				skip = false;
 			} else if (!skip && used < sizeof(line) - 1) {

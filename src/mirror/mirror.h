@@ -20,6 +20,14 @@
  *   DEAD  put (or being removed by umn_mirror_free): off m->regions,
  *         waiting for ->release(), which moves it to FREE.
  *
+ * A LIVE region is checked once a device fault, after its read_begin,
+ * found its whole range mapped in /proc/self/maps (or clipped it to what
+ * was), and so is a tail split from a checked region.  A fault inserts a
+ * region unchecked, over the chunk around its page with no look at the
+ * maps, and answers for it: it checks it, or drops it before it returns.
+ * So an unchecked region is never split (a tail would have no fault to
+ * answer for it): a middle unmap keeps its larger side.
+ *
  * Region memory is never freed before umn_mirror_free(), so a device fault
  * may keep a pointer to a region it looked up, unlocked, and check under
  * the lock that it is still the same LIVE region (gen changes each time it
@@ -56,6 +64,7 @@ struct region {
 	struct region *next;        /* on m->regions or m->pool */
 	struct region *all;         /* every region allocated, to free them */
 	uintptr_t start, end;       /* the range asked for; under the lock */
+	bool checked;               /* see below; under the lock */
 	enum region_state state;
 	unsigned long gen;          /* bumped when it returns to the pool */
 };
@@ -109,7 +118,9 @@ int umn__mirror_region_prealloc(struct umn_mirror *m);
 int umn__mirror_region_add_locked(struct umn_mirror *m, uintptr_t start,
 				  uintptr_t end, struct region **out);
 void umn__mirror_region_drop(struct umn_mirror *m, struct region *r,
-			     unsigned long gen);
+			     unsigned long gen, bool checked_too);
+void umn__mirror_region_clip_locked(struct region *r, uintptr_t page,
+				    uintptr_t lo, uintptr_t hi);
 
 /* maps.c: the mapping holding @page, and whether [start, end) is mapped. */
 struct maps_result {

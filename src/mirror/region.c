@@ -63,7 +63,7 @@ static void unlink_locked(struct region *r)
 
 /* Link a pooled region as LIVE over [start, end) and insert it. */
 static int region_add_locked(struct umn_mirror *m, struct region *r,
-			     uintptr_t start, uintptr_t end)
+			     uintptr_t start, uintptr_t end, bool checked)
 {
 	int err = umn_interval_insert(&r->sub, m->mm, start, end - start,
 				      &umn__mirror_region_ops);
@@ -72,6 +72,7 @@ static int region_add_locked(struct umn_mirror *m, struct region *r,
 		return err;
 	r->start = start;
 	r->end = end;
+	r->checked = checked;
 	r->state = REGION_LIVE;
 	r->next = m->regions;
 	m->regions = r;
@@ -108,9 +109,9 @@ static void trim_locked(struct region *r, uintptr_t start, uintptr_t end)
 static void region_split_locked(struct region *r, uintptr_t lo, uintptr_t hi)
 {
 	struct umn_mirror *m = r->m;
-	struct region *tail = pool_take_locked(m);
+	struct region *tail = r->checked ? pool_take_locked(m) : NULL;
 
-	if (tail && region_add_locked(m, tail, hi, r->end) == 0) {
+	if (tail && region_add_locked(m, tail, hi, r->end, true) == 0) {
 		trim_locked(r, r->start, lo);
 		m->st.splits++;
 		return;
@@ -275,7 +276,7 @@ int umn__mirror_region_add_locked(struct umn_mirror *m, uintptr_t start,
 
 	if (!r)
 		return -EAGAIN;
-	err = region_add_locked(m, r, start, end);
+	err = region_add_locked(m, r, start, end, false);
 	if (err) {
 		r->next = m->pool;
 		m->pool = r;
@@ -286,14 +287,18 @@ int umn__mirror_region_add_locked(struct umn_mirror *m, uintptr_t start,
 	return 0;
 }
 
-/* Drop a LIVE region from outside the callbacks; put with no lock held. */
+/*
+ * Drop a region from a device fault if it is still the same LIVE one (and
+ * unchecked, unless @checked_too); put with no lock held.
+ */
 void umn__mirror_region_drop(struct umn_mirror *m, struct region *r,
-			     unsigned long gen)
+			     unsigned long gen, bool checked_too)
 {
 	bool put;
 
 	pthread_mutex_lock(&m->lock);
-	put = r->gen == gen && r->state == REGION_LIVE;
+	put = r->gen == gen && r->state == REGION_LIVE &&
+	      (checked_too || !r->checked);
 	if (put) {
 		umn__mirror_zap_locked(m, r->start, r->end);
 		unlink_locked(r);
@@ -303,4 +308,27 @@ void umn__mirror_region_drop(struct umn_mirror *m, struct region *r,
 	pthread_mutex_unlock(&m->lock);
 	if (put)
 		region_put(r);
+}
+
+/*
+ * From a device fault, after its read_begin: [@lo, @hi) is the mapping
+ * that holds the fault's page in /proc/self/maps.  Clip the LIVE region to
+ * it, which checks it.  Its entries outside are zapped (none should be
+ * there: a fault installs only through a region the maps showed mapped).
+ * If an invalidation trimmed the page out meanwhile, leave it: the fault
+ * looks again.
+ */
+void umn__mirror_region_clip_locked(struct region *r, uintptr_t page,
+				    uintptr_t lo, uintptr_t hi)
+{
+	lo = max_u(lo, r->start);
+	hi = min_u(hi, r->end);
+	if (page < lo || page >= hi)
+		return;
+	if (lo != r->start || hi != r->end) {
+		umn__mirror_zap_locked(r->m, r->start, lo);
+		umn__mirror_zap_locked(r->m, hi, r->end);
+		trim_locked(r, lo, hi);
+	}
+	r->checked = true;
 }

@@ -774,6 +774,8 @@ static void table(const struct mirror_workload_config *cfg,
 	printf("  %-34s %12lu\n", "  of them errors (EFAULT/EACCES)",
 	       st->fault_errors);
 	printf("  %-34s %12lu\n", "  sequence retries", st->retries);
+	printf("  %-34s %12lu\n", "  reads of /proc/self/maps",
+	       st->maps_reads);
 	printf("  %-34s %12lu\n", "subscriptions inserted", st->inserted);
 	printf("  %-34s %12lu\n", "subscriptions updated (trimmed)", st->updated);
 	printf("  %-34s %12lu\n", "subscriptions split", st->splits);
