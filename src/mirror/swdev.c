@@ -38,9 +38,12 @@ int umn__mirror_host_read(uintptr_t addr, void *buf, size_t len)
 }
 
 /*
- * Note that process_vm_writev() writes into read-only private mappings
- * too: the entry's UMN_MIRROR_WRITE, checked by the caller, is what keeps a
- * device write out of memory the process made read-only.
+ * process_vm_writev() honours the mapping's protection (unlike ptrace or
+ * /proc/self/mem, it does not force): a write into a read-only page fails
+ * with EFAULT.  The entry's UMN_MIRROR_WRITE, checked by the caller, is
+ * what turns a device write into memory the process made read-only into
+ * -EACCES, with no system call; the kernel's check is the backstop when an
+ * invalidation was missed (tests/mirror/user_fault_errors).
  */
 static int host_write(uintptr_t addr, const void *buf, size_t len)
 {
