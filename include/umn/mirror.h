@@ -74,17 +74,31 @@ struct umn_mirror_device_ops {
 	void (*zap)(void *dev, uintptr_t start, uintptr_t end);
 };
 
+/*
+ * Flag for umn_mirror_config.flags: invalidations may come from signal
+ * handlers.  Every holder of the mirror lock blocks signals while it holds
+ * it, so a handler that unmaps mirrored memory on a thread inside a device
+ * access runs once the lock is dropped, instead of waiting in
+ * ->invalidate() for the lock its own thread holds.  Costs two sigprocmask
+ * calls per lock, and device accesses take it once a page.  Without it, a
+ * blockable invalidation from a signal handler that interrupted a holder
+ * of the lock deadlocks (one that is not blockable gets -EAGAIN).
+ */
+#define UMN_MIRROR_SIGNAL_SAFE 1u
+
 /**
  * struct umn_mirror_config - How to build a mirror.
  * @chunk: bytes a device fault registers around the faulting address, a
  *         power of two and a multiple of the page size; 0 for 2 MiB.
  * @ops:   the device; NULL for the built-in software device.
  * @dev:   passed to @ops.
+ * @flags: 0 or UMN_MIRROR_SIGNAL_SAFE.
  */
 struct umn_mirror_config {
 	size_t chunk;
 	const struct umn_mirror_device_ops *ops;
 	void *dev;
+	unsigned flags;
 };
 
 /**
@@ -132,7 +146,8 @@ struct umn_mirror_region {
  *
  * Context: any thread, not from inside a callback.  Allocates.
  * Return: the mirror, or NULL with errno set to EINVAL (NULL @mm, bad
- *         chunk size) or ENOMEM.
+ *         chunk size, ops without install or zap, an unknown flag) or
+ *         ENOMEM.
  */
 struct umn_mirror *umn_mirror_new(struct umn_mm *mm,
 				  const struct umn_mirror_config *cfg);

@@ -63,7 +63,8 @@ struct umn_mirror *umn_mirror_new(struct umn_mm *mm,
 	struct umn_mirror *m;
 
 	if (!mm || page <= 0 || chunk & (chunk - 1) || chunk < (size_t)page ||
-	    (cfg && cfg->ops && (!cfg->ops->install || !cfg->ops->zap))) {
+	    (cfg && cfg->ops && (!cfg->ops->install || !cfg->ops->zap)) ||
+	    (cfg && cfg->flags & ~UMN_MIRROR_SIGNAL_SAFE)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -74,6 +75,7 @@ struct umn_mirror *umn_mirror_new(struct umn_mm *mm,
 		return NULL;
 	}
 	pthread_mutex_init(&m->lock, NULL);
+	m->signal_safe = cfg && cfg->flags & UMN_MIRROR_SIGNAL_SAFE;
 	m->forks = atomic_load_relaxed(&umn__mirror_forks);
 	m->mm = mm;
 	m->page = (size_t)page;
@@ -99,7 +101,7 @@ int umn_mirror_free(struct umn_mirror *m)
 	for (;;) {
 		struct region *r;
 
-		pthread_mutex_lock(&m->lock);
+		umn__mirror_lock(m);
 		r = m->regions;
 		if (r) {
 			m->regions = r->next;
@@ -107,7 +109,7 @@ int umn_mirror_free(struct umn_mirror *m)
 			r->state = REGION_DEAD;
 			umn__mirror_zap_locked(m, r->start, r->end);
 		}
-		pthread_mutex_unlock(&m->lock);
+		umn__mirror_unlock(m);
 		if (!r)
 			break;
 		/* LIVE until now, so inserted and neither put nor removed;
@@ -166,11 +168,11 @@ static struct region *region_find(struct fault *f, unsigned long *gen)
 {
 	struct region *r;
 
-	pthread_mutex_lock(&f->m->lock);
+	umn__mirror_lock(f->m);
 	r = umn__mirror_region_find_locked(f->m, f->page);
 	if (r)
 		*gen = r->gen;
-	pthread_mutex_unlock(&f->m->lock);
+	umn__mirror_unlock(f->m);
 	return r;
 }
 
@@ -204,7 +206,7 @@ static int region_get(struct fault *f, struct region **out,
 		return 0;
 	if (!page_mapped(f))
 		return -EFAULT;
-	pthread_mutex_lock(&m->lock);
+	umn__mirror_lock(m);
 	*out = umn__mirror_region_find_locked(m, f->page);
 	if (!*out) {
 		err = region_create_locked(f, out);
@@ -215,7 +217,7 @@ static int region_get(struct fault *f, struct region **out,
 	}
 	if (!err)
 		*gen = (*out)->gen;
-	pthread_mutex_unlock(&m->lock);
+	umn__mirror_unlock(m);
 	if (old && f->made != old)
 		umn__mirror_region_drop(m, old, old_gen, false);
 	return err;
@@ -237,10 +239,10 @@ static int fault_clip(struct fault *f, struct region *r, unsigned long gen,
 {
 	struct umn_mirror *m = f->m;
 
-	pthread_mutex_lock(&m->lock);
+	umn__mirror_lock(m);
 	if (same_live_locked(r, gen))
 		umn__mirror_region_clip_locked(r, f->page, res->start, res->end);
-	pthread_mutex_unlock(&m->lock);
+	umn__mirror_unlock(m);
 	return FAULT_RETRY;
 }
 
@@ -257,12 +259,12 @@ static int fault_read(struct fault *f, struct region *r, unsigned long gen)
 	bool live, checked;
 	int err;
 
-	pthread_mutex_lock(&m->lock);
+	umn__mirror_lock(m);
 	live = same_live_locked(r, gen);
 	checked = r->checked;
 	start = r->start;
 	end = r->end;
-	pthread_mutex_unlock(&m->lock);
+	umn__mirror_unlock(m);
 	/*
 	 * An invalidation between the lookup and read_begin may have trimmed
 	 * the page out of the region: an entry installed for it would then be
@@ -323,17 +325,17 @@ static int fault_run(struct fault *f, struct region **used)
 			continue;
 		if (err == FAULT_UNMAPPED)
 			return -EFAULT;
-		pthread_mutex_lock(&m->lock);
+		umn__mirror_lock(m);
 		if (!same_live_locked(r, gen) || umn_read_retry(&r->sub, seq)) {
 			m->st.retries++;
-			pthread_mutex_unlock(&m->lock);
+			umn__mirror_unlock(m);
 			continue;
 		}
 		if (f->seen)
 			r->checked = true; /* the maps read after read_begin stands */
 		if (!err)
 			err = fault_install_locked(f);
-		pthread_mutex_unlock(&m->lock);
+		umn__mirror_unlock(m);
 		*used = r;
 		return err;
 	}
@@ -362,14 +364,14 @@ int umn_mirror_fault(struct umn_mirror *m, uintptr_t addr, unsigned access)
 	 */
 	if (f.made && (err || used != f.made))
 		umn__mirror_region_drop(m, f.made, f.made_gen, err != 0);
-	pthread_mutex_lock(&m->lock);
+	umn__mirror_lock(m);
 	m->st.faults++;
 	m->st.maps_reads += f.maps_reads;
 	if (err)
 		m->st.fault_errors++;
 	if (f.e)
 		umn__mirror_entry_put_locked(m, f.e);
-	pthread_mutex_unlock(&m->lock);
+	umn__mirror_unlock(m);
 	return err;
 }
 
@@ -379,9 +381,9 @@ int umn_mirror_stats(struct umn_mirror *m, struct umn_mirror_stats *stats)
 		return -EINVAL;
 	if (umn__mirror_stale(m))
 		return -ESTALE;
-	pthread_mutex_lock(&m->lock);
+	umn__mirror_lock(m);
 	*stats = m->st;
-	pthread_mutex_unlock(&m->lock);
+	umn__mirror_unlock(m);
 	return 0;
 }
 
@@ -394,13 +396,13 @@ long umn_mirror_regions(struct umn_mirror *m, struct umn_mirror_region *out,
 		return -EINVAL;
 	if (umn__mirror_stale(m))
 		return -ESTALE;
-	pthread_mutex_lock(&m->lock);
+	umn__mirror_lock(m);
 	for (struct region *r = m->regions; r; r = r->next, n++) {
 		if ((size_t)n < max) {
 			out[n].start = r->start;
 			out[n].end = r->end;
 		}
 	}
-	pthread_mutex_unlock(&m->lock);
+	umn__mirror_unlock(m);
 	return n;
 }

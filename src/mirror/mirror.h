@@ -2,7 +2,8 @@
 /*
  * The device mirror's private state.
  *
- * One lock, umn_mirror.lock, the "driver lock" of the seed: every
+ * One lock, umn_mirror.lock, the "driver lock" of the seed (lock.c, which
+ * blocks signals while it is held on request): every
  * ->invalidate() of a region takes it, and so does every device access and
  * the install step of a device fault.  It guards the region list, the
  * region pool, every region's fields, the software device's page table and
@@ -47,6 +48,7 @@
 #define UMN_SRC_MIRROR_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -82,6 +84,8 @@ struct entry {
 
 struct umn_mirror {
 	pthread_mutex_t lock;
+	bool signal_safe;           /* UMN_MIRROR_SIGNAL_SAFE (lock.c) */
+	sigset_t held_mask;         /* the holder's mask before it locked */
 	struct umn_mm *mm;
 	unsigned long forks;        /* umn__mirror_forks when it was made */
 	size_t page, chunk;
@@ -95,6 +99,11 @@ struct umn_mirror {
 	struct entry *all_entries;
 	struct umn_mirror_stats st;
 };
+
+/* lock.c: the mirror lock; with UMN_MIRROR_SIGNAL_SAFE, signals blocked. */
+void umn__mirror_lock(struct umn_mirror *m);
+bool umn__mirror_trylock(struct umn_mirror *m);
+void umn__mirror_unlock(struct umn_mirror *m);
 
 /* fault.c: is @m a copy made by fork(), unusable here? */
 extern atomic_ulong umn__mirror_forks;

@@ -191,8 +191,8 @@ static bool region_invalidate(struct umn_interval *sub,
 	if (umn__mirror_stale(m))
 		return true; /* a space the child did not start over */
 	if (range->flags & UMN_RANGE_BLOCKABLE)
-		pthread_mutex_lock(&m->lock);
-	else if (pthread_mutex_trylock(&m->lock))
+		umn__mirror_lock(m);
+	else if (!umn__mirror_trylock(m))
 		return false;
 	umn_set_seq(sub, cur_seq);
 	m->st.invalidations++;
@@ -209,7 +209,7 @@ static bool region_invalidate(struct umn_interval *sub,
 		    range->event == UMN_EVENT_REMAP)
 			mirror_unmap_locked(m, lo, hi);
 	}
-	pthread_mutex_unlock(&m->lock);
+	umn__mirror_unlock(m);
 	return true;
 }
 
@@ -220,13 +220,13 @@ static void region_release(struct umn_interval *sub)
 
 	if (umn__mirror_stale(m))
 		return;
-	pthread_mutex_lock(&m->lock);
+	umn__mirror_lock(m);
 	r->state = REGION_FREE;
 	r->gen++;
 	r->next = m->pool;
 	m->pool = r;
 	m->st.released++;
-	pthread_mutex_unlock(&m->lock);
+	umn__mirror_unlock(m);
 }
 
 /* The LIVE region whose range holds @addr, or NULL. */
@@ -248,22 +248,22 @@ int umn__mirror_region_prealloc(struct umn_mirror *m)
 		struct region *r;
 		int pooled = 0;
 
-		pthread_mutex_lock(&m->lock);
+		umn__mirror_lock(m);
 		for (r = m->pool; r && pooled < 2; r = r->next)
 			pooled++;
-		pthread_mutex_unlock(&m->lock);
+		umn__mirror_unlock(m);
 		if (pooled >= 2)
 			return 0;
 		r = calloc(1, sizeof(*r));
 		if (!r)
 			return -ENOMEM;
 		r->m = m;
-		pthread_mutex_lock(&m->lock);
+		umn__mirror_lock(m);
 		r->all = m->all_regions;
 		m->all_regions = r;
 		r->next = m->pool;
 		m->pool = r;
-		pthread_mutex_unlock(&m->lock);
+		umn__mirror_unlock(m);
 	}
 }
 
@@ -296,7 +296,7 @@ void umn__mirror_region_drop(struct umn_mirror *m, struct region *r,
 {
 	bool put;
 
-	pthread_mutex_lock(&m->lock);
+	umn__mirror_lock(m);
 	put = r->gen == gen && r->state == REGION_LIVE &&
 	      (checked_too || !r->checked);
 	if (put) {
@@ -305,7 +305,7 @@ void umn__mirror_region_drop(struct umn_mirror *m, struct region *r,
 		r->state = REGION_DEAD;
 		m->st.puts++;
 	}
-	pthread_mutex_unlock(&m->lock);
+	umn__mirror_unlock(m);
 	if (put)
 		region_put(r);
 }

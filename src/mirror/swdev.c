@@ -61,20 +61,20 @@ struct entry *umn__mirror_entry_get(struct umn_mirror *m)
 {
 	struct entry *e;
 
-	pthread_mutex_lock(&m->lock);
+	umn__mirror_lock(m);
 	e = m->free_entries;
 	if (e)
 		m->free_entries = e->next;
-	pthread_mutex_unlock(&m->lock);
+	umn__mirror_unlock(m);
 	if (e)
 		return e;
 	e = malloc(sizeof(*e) + m->page);
 	if (!e)
 		return NULL;
-	pthread_mutex_lock(&m->lock);
+	umn__mirror_lock(m);
 	e->all = m->all_entries;
 	m->all_entries = e;
-	pthread_mutex_unlock(&m->lock);
+	umn__mirror_unlock(m);
 	return e;
 }
 
@@ -188,15 +188,15 @@ static int access_page(struct umn_mirror *m, uintptr_t addr, unsigned prot,
 		struct entry *e;
 		int err;
 
-		pthread_mutex_lock(&m->lock);
+		umn__mirror_lock(m);
 		e = *lookup_locked(m, page);
 		if (e && (e->prot & prot) == prot) {
 			m->st.accesses++;
 			err = fn(e, addr - page, arg);
-			pthread_mutex_unlock(&m->lock);
+			umn__mirror_unlock(m);
 			return err;
 		}
-		pthread_mutex_unlock(&m->lock);
+		umn__mirror_unlock(m);
 		err = umn_mirror_fault(m, page, prot);
 		if (err)
 			return err;
