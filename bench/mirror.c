@@ -183,8 +183,10 @@ static void signal_safe_reads(struct umn_mm *mm, const char *src, char *dst)
 	mirror_reads(plain, src, dst, SMALL_BYTES, 1);
 	mirror_reads(safe, src, dst, SMALL_BYTES, 1);
 	for (int run = 0; run < BENCH_RUNS; run++) {
-		p = min_d(p, mirror_reads(plain, src, dst, SMALL_BYTES, rounds));
-		q = min_d(q, mirror_reads(safe, src, dst, SMALL_BYTES, rounds));
+		p = min_d(p, mirror_reads(plain, src, dst, SMALL_BYTES,
+					  rounds));
+		q = min_d(q, mirror_reads(safe, src, dst, SMALL_BYTES,
+					  rounds));
 	}
 	printf("    %5lu KiB, UMN_MIRROR_SIGNAL_SAFE %6.1f ns against %6.1f ns "
 	       "plain: %.2fx (two sigprocmask calls a page)\n",

@@ -241,7 +241,8 @@ static int fault_clip(struct fault *f, struct region *r, unsigned long gen,
 
 	umn__mirror_lock(m);
 	if (same_live_locked(r, gen))
-		umn__mirror_region_clip_locked(r, f->page, res->start, res->end);
+		umn__mirror_region_clip_locked(r, f->page, res->start,
+					       res->end);
 	umn__mirror_unlock(m);
 	return FAULT_RETRY;
 }
@@ -331,8 +332,9 @@ static int fault_run(struct fault *f, struct region **used)
 			umn__mirror_unlock(m);
 			continue;
 		}
+		/* The maps read after read_begin stands. */
 		if (f->seen)
-			r->checked = true; /* the maps read after read_begin stands */
+			r->checked = true;
 		if (!err)
 			err = fault_install_locked(f);
 		umn__mirror_unlock(m);

@@ -439,6 +439,7 @@ static int child_uses_parent_mirror(void)
 {
 	struct umn_mirror_stats st;
 	struct umn_mirror *m;
+	uintptr_t a = at(child_buf, 1);
 	uint64_t v = 0;
 	int bad = 0;
 
@@ -447,20 +448,17 @@ static int child_uses_parent_mirror(void)
 		 MAP_ANONYMOUS | MAP_FIXED, -1, 0) != child_buf)
 		return 1;
 	fill_pattern(child_buf, PAGES * PG, 16);
-	bad |= (umn_mirror_read(mirror, at(child_buf, 1), &v, 8) != -ESTALE) << 1;
-	bad |= (umn_mirror_write(mirror, at(child_buf, 1), &v, 8) != -ESTALE) << 2;
-	bad |= (umn_mirror_atomic_add(mirror, at(child_buf, 1), 1, NULL) !=
-		-ESTALE) << 3;
-	bad |= (umn_mirror_fault(mirror, at(child_buf, 1), UMN_MIRROR_READ) !=
-		-ESTALE) << 4;
+	bad |= (umn_mirror_read(mirror, a, &v, 8) != -ESTALE) << 1;
+	bad |= (umn_mirror_write(mirror, a, &v, 8) != -ESTALE) << 2;
+	bad |= (umn_mirror_atomic_add(mirror, a, 1, NULL) != -ESTALE) << 3;
+	bad |= (umn_mirror_fault(mirror, a, UMN_MIRROR_READ) != -ESTALE) << 4;
 	bad |= (umn_mirror_stats(mirror, &st) != -ESTALE) << 5;
 	bad |= (umn_mirror_regions(mirror, NULL, 0) != -ESTALE) << 6;
 	bad |= (umn_mirror_free(mirror) != -ESTALE) << 7;
 	m = umn_mirror_new(umn_mm_process(), NULL);
 	if (!m)
 		return bad | 1;
-	bad |= (umn_mirror_read(m, at(child_buf, 1), &v, 8) != 0 ||
-		v != pattern(16, at(child_buf, 1))) << 8;
+	bad |= (umn_mirror_read(m, a, &v, 8) != 0 || v != pattern(16, a)) << 8;
 	bad |= (umn_mirror_free(m) != 0) << 9;
 	return bad;
 }

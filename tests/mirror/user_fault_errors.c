@@ -30,8 +30,10 @@ static void user_free(struct user *u)
 
 static void unmap(struct user *u, void *p, size_t len)
 {
-	assert_int_equal(umn_invalidate(u->mm, (uintptr_t)p,
-					(uintptr_t)p + len, UMN_EVENT_UNMAP), 0);
+	uintptr_t a = (uintptr_t)p;
+
+	assert_int_equal(umn_invalidate(u->mm, a, a + len, UMN_EVENT_UNMAP),
+			 0);
 	assert_int_equal(munmap(p, len), 0);
 }
 

@@ -47,7 +47,7 @@ static void begin(struct nested *t, int i, size_t from, size_t to,
 	assert_int_equal(umn_invalidate_range_start(&t->r[i]), 0);
 }
 
-/* Unmap pages [from, to) (guards: -1 and PAGES), bracketed as by the monitor. */
+/* Unmap pages [from, to) (the guards: -1, PAGES), as the monitor brackets. */
 static void unmap_pages(struct nested *t, long from, long to)
 {
 	uintptr_t start = (uintptr_t)t->p + (uintptr_t)(from * (long)PG);
@@ -118,7 +118,7 @@ static void unmap_after_split(void **state)
 			continue;
 		}
 		assert_int_equal(err, 0);
-		assert_true(v == pattern(1, at(t.p, i >= 4 && i < 6 ? i + 6 : i)));
+		assert_true(v == pattern(1, at(t.p, i < 4 || i >= 6 ? i : i + 6)));
 	}
 	check_regions_live(t.m);
 	/* Not the hole: another thread (a sanitizer's) may have mapped it. */
