@@ -66,7 +66,7 @@ struct region {
 	struct region *next;        /* on m->regions or m->pool */
 	struct region *all;         /* every region allocated, to free them */
 	uintptr_t start, end;       /* the range asked for; under the lock */
-	bool checked;               /* see below; under the lock */
+	bool checked;               /* "checked", above; under the lock */
 	enum region_state state;
 	unsigned long gen;          /* bumped when it returns to the pool */
 };
