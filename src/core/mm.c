@@ -15,6 +15,7 @@
 
 #include "core/core.h"
 #include "core/export.h"
+#include "sys/signals.h"
 
 /*
  * The walks (range_start .. range_end) and ->release() calls this thread is
@@ -69,27 +70,7 @@ bool umn__thread_inside(const struct umn_mm *mm)
 	return false;
 }
 
-/*
- * UMN_MM_SIGNAL_SAFE: the holder blocks signals from before it takes the
- * lock until after it drops it, so no signal handler on this thread can
- * begin a walk that would wait for the lock its own thread holds.  Left
- * open: glibc's internal signals (which pthread_sigmask keeps open anyway)
- * and the synchronous faults, whose handlers would otherwise never run and
- * the process be killed instead; neither can arrive from umn's own code.
- */
-static void mm_block_signals(sigset_t *old)
-{
-	sigset_t all;
-
-	sigfillset(&all);
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGILL);
-	sigdelset(&all, SIGFPE);
-	int err = pthread_sigmask(SIG_BLOCK, &all, old);
-
-	UMN_BUG_ON(err);
-}
+/* UMN_MM_SIGNAL_SAFE: see sys/signals.h. */
 
 /* Drop this thread's frames of @mm: a forked child's space starts over. */
 void umn__thread_forget(const struct umn_mm *mm)
@@ -109,7 +90,7 @@ void umn__mm_lock(struct umn_mm *mm)
 	sigset_t old;
 
 	if (mm->flags & UMN_MM_SIGNAL_SAFE)
-		mm_block_signals(&old);
+		umn__block_signals(&old);
 	int err = pthread_mutex_lock(&mm->lock);
 
 	UMN_BUG_ON(err);

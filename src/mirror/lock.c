@@ -28,20 +28,7 @@
 
 #include "mirror/mirror.h"
 #include "sys/debug.h"
-
-static void block_signals(sigset_t *old)
-{
-	sigset_t all;
-	int err;
-
-	sigfillset(&all);
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGILL);
-	sigdelset(&all, SIGFPE);
-	err = pthread_sigmask(SIG_BLOCK, &all, old);
-	UMN_BUG_ON(err);
-}
+#include "sys/signals.h"
 
 void umn__mirror_lock(struct umn_mirror *m)
 {
@@ -49,7 +36,7 @@ void umn__mirror_lock(struct umn_mirror *m)
 	int err;
 
 	if (m->signal_safe)
-		block_signals(&old);
+		umn__block_signals(&old);
 	err = pthread_mutex_lock(&m->lock);
 	UMN_BUG_ON(err);
 	if (m->signal_safe)
@@ -62,7 +49,7 @@ bool umn__mirror_trylock(struct umn_mirror *m)
 	sigset_t old;
 
 	if (m->signal_safe)
-		block_signals(&old);
+		umn__block_signals(&old);
 	if (pthread_mutex_trylock(&m->lock) == 0) {
 		if (m->signal_safe)
 			m->held_mask = old;
