@@ -1,7 +1,9 @@
 # umn — plain GNU make, out-of-tree builds.
 #
 #   make                      library (static + shared), umn.pc, examples in $(O)
-#   make check                the whole test suite (tests/run-all.sh)
+#   make check                the library's test suite (tests/run-all.sh)
+#   make kernel-check         the kernel patch series: apply, checkpatch,
+#                             build, KUnit under UML (kernel/check.sh)
 #   make bench                benchmarks, ratios against a baseline from the same run
 #   make demo                 the seed's scenario, and free+malloc caught in a process
 #   make install PREFIX=/usr/local DESTDIR=
@@ -65,7 +67,7 @@ EX_BIN    := $(EX_SRC:%.c=$(O)/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:%.c=$(O)/%)
 
-.PHONY: all lib tests examples check bench demo install clean
+.PHONY: all lib tests examples check kernel-check bench demo install clean
 all: lib $(if $(CROSS),,examples)
 lib: $(O)/libumn.a $(O)/$(SONAME) $(O)/umn.pc
 tests: $(TEST_BIN)
@@ -126,6 +128,9 @@ $(O)/bench/%: bench/%.c $(O)/libumn.a $(wildcard bench/*.h)
 
 check:
 	tests/run-all.sh
+
+kernel-check:
+	kernel/check.sh $(O)/kernel
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
