@@ -197,12 +197,22 @@ static bool region_invalidate(struct umn_interval *sub,
 	umn_set_seq(sub, cur_seq);
 	m->st.invalidations++;
 	/*
-	 * The walk range: what this walk reaches through @sub.  Its asked
-	 * range, and those of the regions split from it since the period
-	 * began, lie inside it (updates only ever shrink a region).
+	 * The pages of the range: the kernel unmaps, clears and re-protects
+	 * whole pages, and a range may end (munmap's length, an mremap that
+	 * shrinks to a length that is not a page multiple) or begin inside
+	 * one.  Trimmed to the bound itself, a region would keep the rest
+	 * of a page that is gone, and its bounds would not be pages.
+	 *
+	 * Then the walk range: what this walk reaches through @sub.  Its
+	 * asked range, and those of the regions split from it since the
+	 * period began, lie inside it (updates only ever shrink a region);
+	 * all are whole pages, so the rounding reaches no further.
 	 */
-	lo = max_u(range->start, umn_interval_start(sub));
-	hi = min_u(range->end, umn_interval_end(sub));
+	lo = max_u(range->start & ~(m->page - 1), umn_interval_start(sub));
+	hi = range->end > UINTPTR_MAX - (m->page - 1)
+		     ? UINTPTR_MAX
+		     : (range->end + m->page - 1) & ~(m->page - 1);
+	hi = min_u(hi, umn_interval_end(sub));
 	if (lo < hi) {
 		umn__mirror_zap_locked(m, lo, hi);
 		if (range->event == UMN_EVENT_UNMAP ||
