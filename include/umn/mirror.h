@@ -184,8 +184,10 @@ int umn_mirror_free(struct umn_mirror *m);
  *          an invalidation in progress; allocates.
  * Return: 0; -EINVAL for a NULL @m or bad @access; -EFAULT if the page is
  *         not mapped; -EACCES if its mapping does not allow @access;
- *         -ENOMEM; -ESTALE in the child of a fork(); or an error from
- *         ->install().
+ *         -ENOMEM; -ESTALE in the child of a fork(); -EDEADLK if it would
+ *         have to wait for a walk of the space that the calling thread is
+ *         inside of (a callback, or between umn_invalidate_range_start()
+ *         and _end()); or an error from ->install().
  */
 int umn_mirror_fault(struct umn_mirror *m, uintptr_t addr, unsigned access);
 
@@ -202,7 +204,9 @@ int umn_mirror_fault(struct umn_mirror *m, uintptr_t addr, unsigned access);
  * Return: 0; -EINVAL (NULL argument, zero or wrapping length); -ENOTSUP if
  *         @m has another device; -ESTALE in the child of a fork(); -EFAULT
  *         or -EACCES from the device fault of a page that is not mapped or
- *         not readable (bytes of earlier pages may have been copied).
+ *         not readable, -EDEADLK from one inside a walk of the space, as
+ *         for umn_mirror_fault() (bytes of earlier pages may have been
+ *         copied).
  */
 int umn_mirror_read(struct umn_mirror *m, uintptr_t addr, void *buf,
 		    size_t len);
@@ -220,7 +224,9 @@ int umn_mirror_read(struct umn_mirror *m, uintptr_t addr, void *buf,
  * Context: any thread (a device thread), not inside a callback.
  * Return: 0; -EINVAL; -ENOTSUP if @m has another device; -ESTALE in the
  *         child of a fork(); -EFAULT if a page is not mapped; -EACCES if
- *         one is not writable (earlier pages may have been written).
+ *         one is not writable; -EDEADLK from a fault inside a walk of the
+ *         space, as for umn_mirror_fault() (earlier pages may have been
+ *         written).
  */
 int umn_mirror_write(struct umn_mirror *m, uintptr_t addr, const void *buf,
 		     size_t len);
@@ -243,7 +249,8 @@ int umn_mirror_write(struct umn_mirror *m, uintptr_t addr, const void *buf,
  *
  * Context: any thread (a device thread), not inside a callback.
  * Return: 0; -EINVAL (NULL @m, unaligned @addr); -ENOTSUP; -ESTALE in
- *         the child of a fork(); -EFAULT; -EACCES.
+ *         the child of a fork(); -EFAULT; -EACCES; -EDEADLK, as for
+ *         umn_mirror_fault().
  */
 int umn_mirror_atomic_add(struct umn_mirror *m, uintptr_t addr, uint64_t add,
 			  uint64_t *old);

@@ -320,6 +320,19 @@ static int fault_run(struct fault *f, struct region **used)
 		if (err)
 			return err;
 		seq = umn_read_begin(&r->sub);
+		/*
+		 * A sequence that retries already: an invalidation came in
+		 * between, the region went, or this thread is inside a walk
+		 * or a release of the space and read_begin would have had to
+		 * wait for it (the region was hit by the period, or its
+		 * insert or update is deferred).  Then every retry gets the
+		 * same, and the period cannot end while we loop in it.
+		 * umn_synchronize() tells, without waiting there; anywhere
+		 * else it waits for the walks in flight, as read_begin would.
+		 */
+		if (umn_check_retry(&r->sub, seq) &&
+		    umn_synchronize(m->mm) == -EDEADLK)
+			return -EDEADLK;
 		f->seen = false;
 		err = fault_read(f, r, gen);
 		if (err == FAULT_RETRY)
