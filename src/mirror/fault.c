@@ -305,6 +305,28 @@ static int fault_install_locked(struct fault *f)
 	return 0;
 }
 
+/*
+ * read_begin gave a sequence that retries already.  Either an invalidation
+ * came in between, or the region went, or this thread is inside a walk or
+ * a release of the space and read_begin would have had to wait for it
+ * (the region was hit by the period, or its insert or update is deferred):
+ * then it hands out a sequence that always retries, every pass gets the
+ * same, and the period cannot end while the fault loops in it.  A region
+ * that is not the same LIVE one went: retry as ever.  Else umn_synchronize()
+ * tells the other two apart: -EDEADLK at once inside a walk, or it waits
+ * for the walks in flight, as the retry's read_begin would.
+ */
+static bool fault_inside_walk(struct fault *f, struct region *r,
+			      unsigned long gen)
+{
+	bool live;
+
+	umn__mirror_lock(f->m);
+	live = same_live_locked(r, gen);
+	umn__mirror_unlock(f->m);
+	return live && umn_synchronize(f->m->mm) == -EDEADLK;
+}
+
 /* The fault's loop; returns the region it installed through in *@used. */
 static int fault_run(struct fault *f, struct region **used)
 {
@@ -320,18 +342,8 @@ static int fault_run(struct fault *f, struct region **used)
 		if (err)
 			return err;
 		seq = umn_read_begin(&r->sub);
-		/*
-		 * A sequence that retries already: an invalidation came in
-		 * between, the region went, or this thread is inside a walk
-		 * or a release of the space and read_begin would have had to
-		 * wait for it (the region was hit by the period, or its
-		 * insert or update is deferred).  Then every retry gets the
-		 * same, and the period cannot end while we loop in it.
-		 * umn_synchronize() tells, without waiting there; anywhere
-		 * else it waits for the walks in flight, as read_begin would.
-		 */
 		if (umn_check_retry(&r->sub, seq) &&
-		    umn_synchronize(m->mm) == -EDEADLK)
+		    fault_inside_walk(f, r, gen))
 			return -EDEADLK;
 		f->seen = false;
 		err = fault_read(f, r, gen);
