@@ -97,8 +97,9 @@ static void shrink_to_length_not_pages(void **state)
 	assert_int_equal(umn_invalidate(u.mm, at(u.p, 0) - PG, at(u.p, 9),
 					UMN_EVENT_UNMAP), 0);
 	assert_int_equal(munmap(u.p - PG, 10 * PG), 0);
-	assert_int_equal(umn_invalidate(u.mm, at(u.p, PAGES), at(u.p, PAGES + 1),
-					UMN_EVENT_UNMAP), 0);
+	assert_int_equal(umn_invalidate(u.mm, at(u.p, PAGES),
+					at(u.p, PAGES + 1), UMN_EVENT_UNMAP),
+			 0);
 	assert_int_equal(munmap((void *)at(u.p, PAGES), PG), 0);
 	assert_int_equal(umn_mirror_regions(u.m, NULL, 0), 0);
 	assert_int_equal(umn_mirror_free(u.m), 0);
