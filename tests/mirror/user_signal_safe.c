@@ -9,6 +9,8 @@
  */
 #include "mirror/helpers.h"
 
+#include <pthread.h>
+
 #define PAGES 4
 
 static struct umn_mm *sig_mm;
@@ -59,6 +61,7 @@ static void handler_waits_for_unlock(void **state)
 	struct sigaction sa = { .sa_handler = on_signal }, old;
 	struct umn_mirror *m;
 
+	alarm(20); /* without the flag the handler waits forever: fail */
 	sig_mm = umn_mm_new();
 	assert_non_null(sig_mm);
 	sig_p = map_guarded(PAGES, 1);
@@ -79,7 +82,74 @@ static void handler_waits_for_unlock(void **state)
 	assert_int_equal(mirror_stats(m).released, 1);
 
 	assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+	alarm(0);
 	user_teardown(sig_mm, m, sig_p, PAGES);
+}
+
+/*
+ * Each holder gets its own mask back, whatever the others had: two device
+ * threads with different masks take the lock in turn (reads, writes and
+ * the faults the invalidations of a third thread cause).
+ */
+#define MASK_ROUNDS 2000
+
+struct masked {
+	struct umn_mirror *m;
+	char *p;
+	int sig;                /* blocked by this thread throughout */
+	int bad;
+};
+
+static void *masked_main(void *arg)
+{
+	struct masked *t = arg;
+	sigset_t want, now;
+	uint64_t v = 0;
+
+	sigemptyset(&want);
+	sigaddset(&want, t->sig);
+	assert_int_equal(pthread_sigmask(SIG_SETMASK, &want, NULL), 0);
+	for (int i = 0; i < MASK_ROUNDS && !t->bad; i++) {
+		uintptr_t a = (uintptr_t)t->p + (size_t)(i % PAGES) * PG + 8;
+
+		if (umn_mirror_read(t->m, a, &v, sizeof(v)) ||
+		    umn_mirror_write(t->m, a + 8, &v, sizeof(v)))
+			t->bad = 1;
+		pthread_sigmask(SIG_BLOCK, NULL, &now);
+		for (int s = 1; s < SIGRTMIN; s++)
+			if (s != SIGKILL && s != SIGSTOP &&
+			    sigismember(&now, s) != sigismember(&want, s))
+				t->bad = 2;
+	}
+	return NULL;
+}
+
+static void each_holder_gets_its_mask(void **state)
+{
+	struct umn_mm *mm = umn_mm_new();
+	struct umn_mirror_config cfg = { .flags = UMN_MIRROR_SIGNAL_SAFE };
+	struct masked t[2];
+	pthread_t th[2];
+	struct umn_mirror *m;
+	char *p = map_guarded(PAGES, 2);
+
+	assert_non_null(mm);
+	m = umn_mirror_new(mm, &cfg);
+	assert_non_null(m);
+	t[0] = (struct masked){ .m = m, .p = p, .sig = SIGUSR2 };
+	t[1] = (struct masked){ .m = m, .p = p, .sig = SIGWINCH };
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, masked_main,
+						&t[i]), 0);
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(umn_invalidate(mm, (uintptr_t)p,
+						(uintptr_t)p + PAGES * PG,
+						UMN_EVENT_CLEAR), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(t[i].bad, 0);
+	}
+	user_teardown(mm, m, p, PAGES);
 }
 
 static void unknown_flag(void **state)
@@ -97,6 +167,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(handler_waits_for_unlock),
+		cmocka_unit_test(each_holder_gets_its_mask),
 		cmocka_unit_test(unknown_flag),
 	};
 
