@@ -312,19 +312,23 @@ static int fault_install_locked(struct fault *f)
  * (the region was hit by the period, or its insert or update is deferred):
  * then it hands out a sequence that always retries, every pass gets the
  * same, and the period cannot end while the fault loops in it.  A region
- * that is not the same LIVE one went: retry as ever.  Else umn_synchronize()
- * tells the other two apart: -EDEADLK at once inside a walk, or it waits
- * for the walks in flight, as the retry's read_begin would.
+ * that is not the same LIVE one went.  Else umn_synchronize() tells the
+ * other two apart: -EDEADLK at once inside a walk, or it waits for the
+ * walks in flight, as the next read_begin would.  No use reading the page
+ * with this sequence: FAULT_RETRY.
  */
-static bool fault_inside_walk(struct fault *f, struct region *r,
-			      unsigned long gen)
+static int fault_seq_retries(struct fault *f, struct region *r,
+			     unsigned long gen)
 {
 	bool live;
 
 	umn__mirror_lock(f->m);
 	live = same_live_locked(r, gen);
+	f->m->st.retries++;
 	umn__mirror_unlock(f->m);
-	return live && umn_synchronize(f->m->mm) == -EDEADLK;
+	if (live && umn_synchronize(f->m->mm) == -EDEADLK)
+		return -EDEADLK;
+	return FAULT_RETRY;
 }
 
 /* The fault's loop; returns the region it installed through in *@used. */
@@ -342,9 +346,12 @@ static int fault_run(struct fault *f, struct region **used)
 		if (err)
 			return err;
 		seq = umn_read_begin(&r->sub);
-		if (umn_check_retry(&r->sub, seq) &&
-		    fault_inside_walk(f, r, gen))
-			return -EDEADLK;
+		if (umn_check_retry(&r->sub, seq)) {
+			err = fault_seq_retries(f, r, gen);
+			if (err == FAULT_RETRY)
+				continue;
+			return err;
+		}
 		f->seen = false;
 		err = fault_read(f, r, gen);
 		if (err == FAULT_RETRY)
