@@ -63,7 +63,11 @@ struct umn_mirror;
  *           @data, a copy of the host page taken under the sequence
  *           protocol, with permissions @prot (UMN_MIRROR_READ, |WRITE).
  *           Called under the mirror lock, outside any ->invalidate().
- *           Must not call into umn, nor unmap, remap or re-protect memory.
+ *           Must not call into umn, nor unmap, remap or re-protect memory,
+ *           nor free (free() may give heap pages back with madvise or
+ *           munmap, and their invalidation, should the device mirror
+ *           them, waits for the mirror lock); allocate from a pool filled
+ *           beforehand, as the software device does.
  * @zap:     remove the device entries of [@start, @end).  Called under the
  *           mirror lock from ->invalidate(): it must not block, allocate or
  *           free (the invalidation may come from inside malloc or free).
