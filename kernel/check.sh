@@ -73,6 +73,7 @@ for p in "${patches[@]}"; do
 	while read -r _ _ file; do
 		case $file in
 		tools/*) ;;
+		mm/mmu_notifier.c) ;;
 		*.c) objs+=("${file%.c}.o") ;;
 		esac
 	done < <(cd "$src" && git apply --numstat "$p")
