@@ -352,6 +352,56 @@ static void test_update_then_put_in_one_walk(void **state)
 	assert_int_equal(umn_mm_free(mm), 0);
 }
 
+/* A thread that removes @c, and says when remove() has returned. */
+struct remover {
+	pthread_t thread;
+	struct counter *c;
+	atomic_int done;
+	int ret;
+};
+
+static void *remover_main(void *arg)
+{
+	struct remover *r = arg;
+
+	r->ret = umn_interval_remove(&r->c->sub);
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+/*
+ * A remove() made while an update of the same subscription is deferred
+ * drops the update: the walk that ends must not put the subscription back
+ * in the tree at the new range (the kernel series' KUnit case
+ * mni_remove_drops_queued_update is the same scenario).
+ */
+static void test_remove_drops_deferred_update(void **state)
+{
+	struct umn_mm *mm = umn_mm_new();
+	struct counter p = {0};
+	struct remover r = { .c = &p };
+	struct umn_range a = {
+		.start = 0x10000, .end = 0x10001,
+		.event = UMN_EVENT_UNMAP, .flags = UMN_RANGE_BLOCKABLE,
+	};
+
+	assert_non_null(mm);
+	a.mm = mm;
+	assert_int_equal(umn_interval_insert(&p.sub, mm, 0x10000, 0x1000,
+					     &counter_ops), 0);
+	assert_int_equal(umn_invalidate_range_start(&a), 0);
+	assert_int_equal(umn_interval_update(&p.sub, 0x20000, 0x1000), 0);
+	assert_int_equal(pthread_create(&r.thread, NULL, remover_main, &r), 0);
+	/* remove() waits for the walk that reached @p. */
+	sleep_ms(50);
+	assert_int_equal(atomic_load(&r.done), 0);
+	umn_invalidate_range_end(&a);
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	assert_int_equal(r.ret, 0);
+	assert_int_equal(hits(mm, &p.calls, 0, UINTPTR_MAX), 0);
+	assert_int_equal(umn_mm_free(mm), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -365,6 +415,7 @@ int main(void)
 		cmocka_unit_test(test_read_begin_waits_for_deferred_update),
 		cmocka_unit_test(test_insert_then_update_in_one_walk),
 		cmocka_unit_test(test_update_then_put_in_one_walk),
+		cmocka_unit_test(test_remove_drops_deferred_update),
 	};
 
 	/* Watchdog: a library that hangs fails the binary instead. */
