@@ -322,21 +322,35 @@ static void test_insert_then_update_in_one_walk(void **state)
 	assert_int_equal(umn_mm_free(mm), 0);
 }
 
-static void test_update_then_put_in_one_walk(void **state)
+/*
+ * Insert @p over [0x10000, 0x11000) in a new space, begin walk @a over
+ * [@walk, @walk + 1) and, while it is active, update @p to
+ * [0x20000, 0x21000): the update is deferred.  Returns the space.
+ */
+static struct umn_mm *walk_with_deferred_update(struct umn_range *a,
+						uintptr_t walk,
+						struct counter *p)
 {
 	struct umn_mm *mm = umn_mm_new();
-	struct counter p = {0}, q = {0};
-	struct umn_range a = {
-		.start = 0x900000, .end = 0x900001,
-		.event = UMN_EVENT_UNMAP, .flags = UMN_RANGE_BLOCKABLE,
-	};
 
 	assert_non_null(mm);
-	a.mm = mm;
-	assert_int_equal(umn_interval_insert(&p.sub, mm, 0x10000, 0x1000,
+	*a = (struct umn_range){
+		.mm = mm, .start = walk, .end = walk + 1,
+		.event = UMN_EVENT_UNMAP, .flags = UMN_RANGE_BLOCKABLE,
+	};
+	assert_int_equal(umn_interval_insert(&p->sub, mm, 0x10000, 0x1000,
 					     &counter_ops), 0);
-	assert_int_equal(umn_invalidate_range_start(&a), 0);
-	assert_int_equal(umn_interval_update(&p.sub, 0x20000, 0x1000), 0);
+	assert_int_equal(umn_invalidate_range_start(a), 0);
+	assert_int_equal(umn_interval_update(&p->sub, 0x20000, 0x1000), 0);
+	return mm;
+}
+
+static void test_update_then_put_in_one_walk(void **state)
+{
+	struct counter p = {0}, q = {0};
+	struct umn_range a;
+	struct umn_mm *mm = walk_with_deferred_update(&a, 0x900000, &p);
+
 	assert_int_equal(umn_interval_put(&p.sub), 0);
 	/* And a subscription inserted then put within the walk. */
 	assert_int_equal(umn_interval_insert(&q.sub, mm, 0x30000, 0x1000,
@@ -377,20 +391,11 @@ static void *remover_main(void *arg)
  */
 static void test_remove_drops_deferred_update(void **state)
 {
-	struct umn_mm *mm = umn_mm_new();
 	struct counter p = {0};
 	struct remover r = { .c = &p };
-	struct umn_range a = {
-		.start = 0x10000, .end = 0x10001,
-		.event = UMN_EVENT_UNMAP, .flags = UMN_RANGE_BLOCKABLE,
-	};
+	struct umn_range a;
+	struct umn_mm *mm = walk_with_deferred_update(&a, 0x10000, &p);
 
-	assert_non_null(mm);
-	a.mm = mm;
-	assert_int_equal(umn_interval_insert(&p.sub, mm, 0x10000, 0x1000,
-					     &counter_ops), 0);
-	assert_int_equal(umn_invalidate_range_start(&a), 0);
-	assert_int_equal(umn_interval_update(&p.sub, 0x20000, 0x1000), 0);
 	assert_int_equal(pthread_create(&r.thread, NULL, remover_main, &r), 0);
 	/* remove() waits for the walk that reached @p. */
 	sleep_ms(50);

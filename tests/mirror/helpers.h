@@ -110,6 +110,28 @@ static inline long check_regions_live(struct umn_mirror *m)
  * would (an UNMAP walk first), then free the mirror, which must have no
  * region left, and the space.
  */
+/* The address of page @page of @p. */
+static inline uintptr_t at(const char *p, size_t page)
+{
+	return (uintptr_t)p + page * PG;
+}
+
+/*
+ * A space the test drives, a mirror of it, and @pages fresh pages of
+ * generation @gen mirrored in one region, every page with a device entry.
+ */
+static inline void user_setup_region(struct umn_mm **mm, struct umn_mirror **m,
+				     char **p, size_t pages, uint64_t gen)
+{
+	*mm = umn_mm_new();
+	assert_non_null(*mm);
+	*m = umn_mirror_new(*mm, NULL);
+	assert_non_null(*m);
+	*p = map_guarded(pages, gen);
+	check_device(*m, *p, pages * PG, gen);
+	assert_int_equal(umn_mirror_regions(*m, NULL, 0), 1);
+}
+
 static inline void user_teardown(struct umn_mm *mm, struct umn_mirror *m,
 				 char *p, size_t pages)
 {

@@ -28,11 +28,6 @@ static int teardown(void **state)
 	return err;
 }
 
-static uintptr_t at(const char *p, size_t page)
-{
-	return (uintptr_t)p + page * PG;
-}
-
 static void anon_read(void **state)
 {
 	char *p = map_guarded(PAGES, 1);

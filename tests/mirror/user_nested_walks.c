@@ -20,21 +20,10 @@ struct nested {
 	struct umn_range r[3];
 };
 
-static uintptr_t at(const char *p, size_t page)
-{
-	return (uintptr_t)p + page * PG;
-}
-
 /* One region over 16 pages, all of them with a device entry. */
 static void nested_setup(struct nested *t, uint64_t gen)
 {
-	t->mm = umn_mm_new();
-	assert_non_null(t->mm);
-	t->m = umn_mirror_new(t->mm, NULL);
-	assert_non_null(t->m);
-	t->p = map_guarded(PAGES, gen);
-	check_device(t->m, t->p, PAGES * PG, gen);
-	assert_int_equal(umn_mirror_regions(t->m, NULL, 0), 1);
+	user_setup_region(&t->mm, &t->m, &t->p, PAGES, gen);
 }
 
 /* Begin walk @i over pages [from, to) of the mapping, nested in the others. */

@@ -19,21 +19,10 @@ struct user {
 	char *p;
 };
 
-static uintptr_t at(const char *p, size_t page)
-{
-	return (uintptr_t)p + page * PG;
-}
-
 /* A region over 16 pages, every page with a device entry. */
 static void user_setup(struct user *u, uint64_t gen)
 {
-	u->mm = umn_mm_new();
-	assert_non_null(u->mm);
-	u->m = umn_mirror_new(u->mm, NULL);
-	assert_non_null(u->m);
-	u->p = map_guarded(PAGES, gen);
-	check_device(u->m, u->p, PAGES * PG, gen);
-	assert_int_equal(umn_mirror_regions(u->m, NULL, 0), 1);
+	user_setup_region(&u->mm, &u->m, &u->p, PAGES, gen);
 }
 
 /* Every live region starts and ends on a page, over mapped memory. */
