@@ -400,22 +400,6 @@ static void test_put_twice_in_own_walk_ealready(void **state)
 	assert_int_equal(umn_mm_free(mm), 0);
 }
 
-struct remover {
-	pthread_t thread;
-	struct umn_interval *sub;
-	int ret;
-	atomic_int done;
-};
-
-static void *remover_main(void *arg)
-{
-	struct remover *r = arg;
-
-	r->ret = umn_interval_remove(r->sub);
-	atomic_store(&r->done, 1);
-	return NULL;
-}
-
 /* Removed but the remove still waiting for a walk: -EBUSY to insert,
  * -EALREADY to put, update or remove. */
 static void test_remove_under_way(void **state)

@@ -366,23 +366,6 @@ static void test_update_then_put_in_one_walk(void **state)
 	assert_int_equal(umn_mm_free(mm), 0);
 }
 
-/* A thread that removes @c, and says when remove() has returned. */
-struct remover {
-	pthread_t thread;
-	struct counter *c;
-	atomic_int done;
-	int ret;
-};
-
-static void *remover_main(void *arg)
-{
-	struct remover *r = arg;
-
-	r->ret = umn_interval_remove(&r->c->sub);
-	atomic_store(&r->done, 1);
-	return NULL;
-}
-
 /*
  * A remove() made while an update of the same subscription is deferred
  * drops the update: the walk that ends must not put the subscription back
@@ -392,7 +375,7 @@ static void *remover_main(void *arg)
 static void test_remove_drops_deferred_update(void **state)
 {
 	struct counter p = {0};
-	struct remover r = { .c = &p };
+	struct remover r = { .sub = &p.sub };
 	struct umn_range a;
 	struct umn_mm *mm = walk_with_deferred_update(&a, 0x10000, &p);
 

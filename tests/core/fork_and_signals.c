@@ -147,15 +147,15 @@ static void ack(int sig)
 	atomic_fetch_add(&acked, 1);
 }
 
-struct remover {
+struct sig_remover {
 	struct blocker *b;
 	atomic_int started, done;
 	int ret;
 };
 
-static void *remover_main(void *arg)
+static void *sig_remover_main(void *arg)
 {
-	struct remover *r = arg;
+	struct sig_remover *r = arg;
 
 	atomic_store(&r->started, 1);
 	r->ret = umn_interval_remove(&r->b->sub);
@@ -172,13 +172,13 @@ static void waits_take_signals_and_cancels(void **state)
 	sigaction(SIGUSR2, &sa, NULL);
 	for (int cancel = 0; cancel < 2; cancel++) {
 		struct blocker b = {0};
-		struct remover r = { .b = &b };
+		struct sig_remover r = { .b = &b };
 		struct walker w;
 		pthread_t t;
 		void *res;
 
 		block_walk(&w, &b, mm);
-		assert_int_equal(pthread_create(&t, NULL, remover_main, &r), 0);
+		assert_int_equal(pthread_create(&t, NULL, sig_remover_main, &r), 0);
 		assert_true(wait_for(&r.started, 1, WAIT_S));
 		sleep_ms(20); /* asleep in the wait by now */
 		if (cancel) {

@@ -156,6 +156,23 @@ static inline int hits(struct umn_mm *mm, atomic_int *calls, uintptr_t start,
 	return atomic_load(calls) - before;
 }
 
+/* A thread that removes @sub, and says when umn_interval_remove() returned. */
+struct remover {
+	pthread_t thread;
+	struct umn_interval *sub;
+	int ret;
+	atomic_int done;
+};
+
+static inline void *remover_main(void *arg)
+{
+	struct remover *r = arg;
+
+	r->ret = umn_interval_remove(r->sub);
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
 /*
  * A subscription whose ->invalidate() blocks until the test opens it (or
  * WAIT_S passes).  If @first is set, the callback calls it first thing
