@@ -40,12 +40,13 @@ build() {
 # run_cmocka VARIANT BINARY: count cmocka's tests; a non-zero exit with no
 # failed test (a sanitizer report at exit, a crash) counts as one failure.
 run_cmocka() {
-	local variant=$1 bin=$2 out rc p f
+	local variant=$1 bin=$2 out rc p f s
 	out="$log/$variant-$(basename "$bin").log"
 	"$bin" >"$out" 2>&1
 	rc=$?
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -1)
 	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -1)
+	s=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$out" | tail -1)
 	pass "${p:-0}"
 	if [ "$rc" -eq 77 ]; then
 		skip "$variant $(basename "$bin")"
@@ -56,8 +57,12 @@ run_cmocka() {
 	elif [ "$rc" -ne 0 ]; then
 		fail "$variant $(basename "$bin") exited $rc (see $out)"
 		grep -E 'Sanitizer|ERROR|runtime error' "$out" | head -5
+	elif [ "${s:-0}" -gt 0 ]; then
+		# cmocka's own skips (skip() inside a test): count each one.
+		skipped=$((skipped + s))
+		echo "SKIP: $variant $(basename "$bin"): $s test(s) (see $out)"
 	fi
-	echo "  $variant $(basename "$bin"): ${p:-0} passed, ${f:-0} failed"
+	echo "  $variant $(basename "$bin"): ${p:-0} passed, ${f:-0} failed${s:+, $s skipped}"
 }
 
 # suite VARIANT CC SAN LAYERS...: build the tests, run those of LAYERS.
