@@ -171,6 +171,21 @@ static void new_scratch(struct worker *w)
 		die("mmap scratch");
 }
 
+/* Move the worker's scratch pages to @to: a new scratch if the old
+ * addresses were taken meanwhile; @what names a failure. */
+static void move_from_scratch(struct worker *w, char *to, const char *what)
+{
+	switch (move_pages(w->wl, w->scratch, to, w->wl->len)) {
+	case 0:
+		break;
+	case 1:
+		new_scratch(w);
+		break;
+	default:
+		die(what);
+	}
+}
+
 static void retire(struct wl *wl, struct slot *sl, size_t lo, size_t hi)
 {
 	memset(sl->lost + lo, true, hi - lo);
@@ -206,15 +221,7 @@ static void op_new(struct worker *w, struct slot *sl, char *a)
 	change_end(&ch);
 	for (size_t i = 0; i < wl->len / 8; i++)
 		words[i] = pattern(gen, (uintptr_t)a + i * 8);
-	switch (move_pages(wl, w->scratch, a, wl->len)) {
-	case 0:
-		break;
-	case 1:
-		new_scratch(w);
-		break;
-	default:
-		die("mremap into a slot");
-	}
+	move_from_scratch(w, a, "mremap into a slot");
 	memset(sl->state, P_DATA, sizeof(sl->state));
 	memset(sl->ro, 0, sizeof(sl->ro));
 	sl->word0 = pattern(gen, (uintptr_t)a);
@@ -258,15 +265,7 @@ static bool op_mremap(struct worker *w, struct slot *sl, char *a)
 	default:
 		return false; /* several mappings: mremap refuses, no harm */
 	}
-	switch (move_pages(wl, w->scratch, a, wl->len)) {
-	case 0:
-		break;
-	case 1:
-		new_scratch(w);
-		break;
-	default:
-		die("mremap back");
-	}
+	move_from_scratch(w, a, "mremap back");
 	return true;
 }
 
