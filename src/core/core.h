@@ -204,7 +204,6 @@ bool umn__thread_leave(struct umn_range *frame);
 bool umn__thread_has(const struct umn_range *frame);
 const void *umn__thread_self(void);
 bool umn__thread_inside(const struct umn_mm *mm);
-void umn__thread_forget(const struct umn_mm *mm);
 bool umn__sub_inherited_locked(struct umn_mm *mm,
 			       const struct umn_interval *sub);
 

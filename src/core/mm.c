@@ -73,7 +73,7 @@ bool umn__thread_inside(const struct umn_mm *mm)
 /* UMN_MM_SIGNAL_SAFE: see sys/signals.h. */
 
 /* Drop this thread's frames of @mm: a forked child's space starts over. */
-void umn__thread_forget(const struct umn_mm *mm)
+static void thread_forget(const struct umn_mm *mm)
 {
 	struct umn_range **p = &thread_frames;
 
@@ -254,7 +254,7 @@ static void mm_fork_child(struct umn_mm *mm)
 {
 	unsigned flags = mm->flags | UMN__MM_FORKED;
 
-	umn__thread_forget(mm);
+	thread_forget(mm);
 	memset(mm, 0, sizeof(*mm));
 	mm->flags = flags;
 	atomic_init(&mm->seq, 2);

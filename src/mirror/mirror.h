@@ -120,7 +120,6 @@ static inline bool umn__mirror_stale(const struct umn_mirror *m)
 }
 
 /* region.c */
-extern const struct umn_interval_ops umn__mirror_region_ops;
 struct region *umn__mirror_region_find_locked(struct umn_mirror *m,
 					      uintptr_t addr);
 int umn__mirror_region_prealloc(struct umn_mirror *m);

@@ -42,7 +42,7 @@ static bool region_invalidate(struct umn_interval *sub,
 			      unsigned long cur_seq);
 static void region_release(struct umn_interval *sub);
 
-const struct umn_interval_ops umn__mirror_region_ops = {
+static const struct umn_interval_ops region_ops = {
 	.invalidate = region_invalidate,
 	.release = region_release,
 };
@@ -66,7 +66,7 @@ static int region_add_locked(struct umn_mirror *m, struct region *r,
 			     uintptr_t start, uintptr_t end, bool checked)
 {
 	int err = umn_interval_insert(&r->sub, m->mm, start, end - start,
-				      &umn__mirror_region_ops);
+				      &region_ops);
 
 	if (err)
 		return err;

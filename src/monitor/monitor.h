@@ -74,7 +74,6 @@ struct umn__monitor_shared {
 	const struct umn_monitor_info *info;
 	const void *calls;      /* its umn_monitor_call_name() table */
 };
-void umn__monitor_abi(char abi[64]);
 
 /*
  * The arch contract.  Patch every hook in umn__monitor_hooks[] or none.

@@ -51,7 +51,7 @@ void umn__why(char *buf, size_t len, const char *fmt, ...)
 }
 
 /* Two copies of umn share wrappers only if their cores are the same. */
-void umn__monitor_abi(char abi[64])
+static void monitor_abi(char abi[64])
 {
 	snprintf(abi, 64, "umn-%s-p%d-mm%zu-sub%zu-range%zu", UMN_VERSION,
 		 UMN__CORE_PROTOCOL, umn__mm_size(),
@@ -128,7 +128,7 @@ static struct umn_mm *install_patch(struct umn_mm *mm, int *err)
 	if (!loaded)
 		monitor_load_now();
 	memcpy(mine.magic, UMN__SHARED_MAGIC, sizeof(UMN__SHARED_MAGIC));
-	umn__monitor_abi(mine.abi);
+	monitor_abi(mine.abi);
 	umn__monitor_set_mm(mm);
 	*err = umn__arch_patch(&mine, &shared, info.reason, sizeof(info.reason));
 	if (shared && shared->calls == umn__monitor_calls()) {
